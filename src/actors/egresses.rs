@@ -1,0 +1,304 @@
+//! EgressSupervisor: spawns one ProcessActor per admitted request, routes Stop to it, forwards its status reports
+//! to the Reporter and its process group to the Monitor, and accounts for any ProcessActor that fails.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
+use tracing::{error, info, warn};
+
+use super::intake::IntakeMessage;
+use super::monitor::MonitorMessage;
+use super::node::NodeMessage;
+use super::process::{signal_group, ProcessActor, ProcessArgs, ProcessMessage};
+use super::queue::QueuedRequest;
+use super::reporter::{ReporterMessage, StatusUpdate};
+use super::PeersRx;
+use crate::config::Config;
+use crate::metrics;
+use crate::outcome::{HandlerResult, KillReason, Status};
+use crate::request::{EgressId, EgressType};
+
+/// How long a Stop for an egress that has left the queue but not yet reached us is remembered.
+const PENDING_STOP_TTL: Duration = Duration::from_secs(30);
+
+pub struct EgressSupervisor {
+    pub cfg: Arc<Config>,
+    pub peers: PeersRx,
+    pub node: ActorRef<NodeMessage>,
+}
+
+struct Running {
+    egress: EgressId,
+    ty: EgressType,
+    pgid: Option<i32>,
+    process: ActorRef<ProcessMessage>,
+}
+
+#[derive(Default)]
+pub struct EgressesState {
+    running: HashMap<ActorId, Running>,
+    by_egress: HashMap<EgressId, ActorId>,
+    pending_stops: HashMap<EgressId, Instant>,
+    /// Status updates not yet accepted by a Reporter (it may be restarting).
+    backlog: VecDeque<StatusUpdate>,
+    draining: bool,
+}
+
+pub enum EgressesMessage {
+    /// Launch an admitted request.
+    Launch(Box<QueuedRequest>),
+    /// Stop an egress (API); remembered briefly if it is between queue and launch.
+    Stop(EgressId),
+    /// A ProcessActor spawned its child (sent by the ProcessActor).
+    Launched { egress: EgressId, pgid: Option<i32> },
+    /// A status transition from a ProcessActor, for the Reporter.
+    Status(StatusUpdate),
+    /// The Monitor was restarted: send it every running egress again.
+    ResyncMonitor,
+    /// Stop intake-side launches; after `timeout` kill the rest with `Shutdown`. Tells the node when idle.
+    Drain { timeout: Duration },
+    /// Kill every running egress.
+    KillAll(KillReason),
+    /// Retry delivering the status backlog (periodic).
+    Flush,
+    /// How many egresses are running.
+    Count(RpcReplyPort<usize>),
+}
+
+impl Actor for EgressSupervisor {
+    type Msg = EgressesMessage;
+    type State = EgressesState;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _: (),
+    ) -> Result<EgressesState, ActorProcessingErr> {
+        myself.send_interval(Duration::from_millis(500), || EgressesMessage::Flush);
+        Ok(EgressesState::default())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut EgressesState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            EgressesMessage::Launch(item) => self.launch(&myself, state, *item).await,
+            EgressesMessage::Stop(egress) => match state
+                .by_egress
+                .get(&egress)
+                .and_then(|id| state.running.get(id))
+            {
+                Some(r) => {
+                    let _ = r.process.cast(ProcessMessage::Stop);
+                }
+                None => {
+                    state
+                        .pending_stops
+                        .retain(|_, at| at.elapsed() < PENDING_STOP_TTL);
+                    state.pending_stops.insert(egress, Instant::now());
+                }
+            },
+            EgressesMessage::Launched { egress, pgid } => {
+                if let Some(r) = state
+                    .by_egress
+                    .get(&egress)
+                    .and_then(|id| state.running.get_mut(id))
+                {
+                    r.pgid = pgid;
+                    self.track(r);
+                }
+            }
+            EgressesMessage::Status(update) => {
+                state.backlog.push_back(update);
+                self.flush(state);
+            }
+            EgressesMessage::Flush => self.flush(state),
+            EgressesMessage::ResyncMonitor => {
+                for r in state.running.values() {
+                    self.track(r);
+                }
+            }
+            EgressesMessage::Drain { timeout } => {
+                state.draining = true;
+                info!(
+                    running = state.running.len(),
+                    timeout_secs = timeout.as_secs_f64(),
+                    "Draining egresses."
+                );
+                if timeout.is_zero() {
+                    self.kill_all(state, KillReason::Shutdown);
+                } else {
+                    myself.send_after(timeout, || EgressesMessage::KillAll(KillReason::Shutdown));
+                }
+                self.check_idle(state);
+            }
+            EgressesMessage::KillAll(reason) => self.kill_all(state, reason),
+            EgressesMessage::Count(reply) => {
+                let _ = reply.send(state.running.len());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        evt: SupervisionEvent,
+        state: &mut EgressesState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Overridden so that one egress ending (or failing) never stops this supervisor.
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => self.ended(state, &cell, None),
+            SupervisionEvent::ActorFailed(cell, err) => {
+                self.ended(state, &cell, Some(err.to_string()))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl EgressSupervisor {
+    async fn launch(
+        &self,
+        myself: &ActorRef<EgressesMessage>,
+        state: &mut EgressesState,
+        item: QueuedRequest,
+    ) {
+        let egress = item.egress_id.clone();
+        let ty = item.request.egress_type();
+        let refuse = if state.pending_stops.remove(&egress).is_some() {
+            Some((Status::Aborted, "stopped before it was launched"))
+        } else if state.draining {
+            Some((Status::Aborted, "node shut down before it was launched"))
+        } else {
+            None
+        };
+        if let Some((status, why)) = refuse {
+            info!(egress_id = %egress, why, "Not launching.");
+            self.peer(|p| p.monitor.cast(MonitorMessage::Release(egress.clone())).ok());
+            let mut update = StatusUpdate::new(egress, status);
+            update.error = Some(why.into());
+            state.backlog.push_back(update);
+            self.flush(state);
+            return;
+        }
+        metrics::queue_wait(item.queued_at.elapsed().as_secs_f64());
+        let actor = ProcessActor {
+            cfg: self.cfg.clone(),
+            parent: myself.clone(),
+        };
+        let args = ProcessArgs {
+            item,
+            admitted_at: Instant::now(),
+        };
+        match Actor::spawn_linked(None, actor, args, myself.get_cell()).await {
+            Ok((process, _)) => {
+                let id = process.get_id();
+                state.by_egress.insert(egress.clone(), id);
+                state.running.insert(
+                    id,
+                    Running {
+                        egress,
+                        ty,
+                        pgid: None,
+                        process,
+                    },
+                );
+            }
+            Err(e) => {
+                // pre_start failed before a child existed; it already counted `started`, so count its result.
+                error!(egress_id = %egress, error = %e, "ProcessActor failed to start.");
+                metrics::handler_result(ty, HandlerResult::LaunchFailed);
+                self.peer(|p| p.monitor.cast(MonitorMessage::Release(egress.clone())).ok());
+                let mut update = StatusUpdate::new(egress, Status::Failed);
+                update.result = Some(HandlerResult::LaunchFailed);
+                update.error = Some(format!("cannot start: {e}"));
+                state.backlog.push_back(update);
+                self.flush(state);
+            }
+        }
+    }
+
+    fn ended(&self, state: &mut EgressesState, cell: &ActorCell, failure: Option<String>) {
+        let Some(r) = state.running.remove(&cell.get_id()) else {
+            return;
+        };
+        state.by_egress.remove(&r.egress);
+        if let Some(err) = failure {
+            // The actor died before counting its result (counting is its last act): kill its child and count
+            // the result here so the invariant holds.
+            error!(egress_id = %r.egress, error = %err, "ProcessActor failed; killing its handler.");
+            signal_group(r.pgid, nix::sys::signal::Signal::SIGKILL);
+            metrics::handler_result(r.ty, HandlerResult::ProcessError);
+            let mut update = StatusUpdate::new(r.egress.clone(), Status::Failed);
+            update.result = Some(HandlerResult::ProcessError);
+            update.error = Some("egress supervisor lost this handler".into());
+            state.backlog.push_back(update);
+            self.flush(state);
+        }
+        self.peer(|p| {
+            let _ = p.monitor.cast(MonitorMessage::Forget(r.egress.clone()));
+            p.intake.cast(IntakeMessage::Nudge).ok()
+        });
+        self.check_idle(state);
+    }
+
+    fn track(&self, r: &Running) {
+        self.peer(|p| {
+            p.monitor
+                .cast(MonitorMessage::Track {
+                    egress: r.egress.clone(),
+                    ty: r.ty,
+                    pgid: r.pgid,
+                    process: r.process.clone(),
+                })
+                .ok()
+        });
+    }
+
+    fn kill_all(&self, state: &mut EgressesState, reason: KillReason) {
+        if !state.running.is_empty() {
+            warn!(running = state.running.len(), reason = %reason.describe(), "Killing every running egress.");
+        }
+        for r in state.running.values() {
+            let _ = r.process.cast(ProcessMessage::Kill(reason.clone()));
+        }
+    }
+
+    fn check_idle(&self, state: &mut EgressesState) {
+        if state.draining && state.running.is_empty() {
+            self.flush(state);
+            let _ = self.node.cast(NodeMessage::EgressesIdle);
+        }
+    }
+
+    /// Delivers backlogged status updates in order; stops at the first the Reporter cannot take.
+    fn flush(&self, state: &mut EgressesState) {
+        let Some(reporter) = self.peers.borrow().as_ref().map(|p| p.reporter.clone()) else {
+            return;
+        };
+        while let Some(update) = state.backlog.pop_front() {
+            if let Err(e) = reporter.cast(ReporterMessage::Update(update)) {
+                warn!(error = %e, backlog = state.backlog.len() + 1, "Reporter unavailable; keeping status updates.");
+                let ractor::MessagingErr::SendErr(ReporterMessage::Update(u)) = e else {
+                    return;
+                };
+                state.backlog.push_front(u);
+                return;
+            }
+        }
+    }
+
+    fn peer<T>(&self, f: impl FnOnce(&super::Peers) -> Option<T>) -> Option<T> {
+        self.peers.borrow().as_ref().and_then(f)
+    }
+}

@@ -1,0 +1,95 @@
+//! The `egress` binary: parses arguments and wires; everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use egress::cli::{Cli, Command};
+use egress::config::Config;
+use egress::server::{Listeners, ShutdownSignal};
+use futures::StreamExt;
+use tokio::signal::unix::{signal, SignalKind};
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Handler {
+            dir,
+            eos_timeout_secs,
+        } => {
+            init_tracing();
+            let code = egress::handler::main(dir, std::time::Duration::from_secs(eos_timeout_secs));
+            ExitCode::from(code.clamp(0, 255) as u8)
+        }
+        Command::Serve { config } => {
+            init_tracing();
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match rt.block_on(serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        client_command => {
+            let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match rt.block_on(egress::cli::run_client(client_command)) {
+                Ok(code) => ExitCode::from(code as u8),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let cfg = Config::load(config.as_deref())?;
+    let metrics = egress::metrics::install()?;
+    let api = tokio::net::TcpListener::bind(&cfg.api.listen)
+        .await
+        .with_context(|| format!("api.listen {}", cfg.api.listen))?;
+    let http = tokio::net::TcpListener::bind(&cfg.metrics.listen)
+        .await
+        .with_context(|| format!("metrics.listen {}", cfg.metrics.listen))?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let signals = async_stream(move |tx| async move {
+        let mut terms = 0;
+        loop {
+            let sig = tokio::select! {
+                _ = term.recv() => { terms += 1; if terms == 1 { ShutdownSignal::Drain } else { ShutdownSignal::Immediate } }
+                _ = int.recv() => ShutdownSignal::Immediate,
+            };
+            if tx.send(sig).await.is_err() {
+                return;
+            }
+        }
+    });
+    egress::server::run(cfg, Listeners { api, http }, metrics, signals.boxed()).await?;
+    Ok(())
+}
+
+fn async_stream<F, Fut>(f: F) -> tokio_stream::wrappers::ReceiverStream<ShutdownSignal>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<ShutdownSignal>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(f(tx));
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
