@@ -42,6 +42,8 @@ pub fn main(dir: PathBuf, eos_timeout: Duration) -> i32 {
 struct Shared {
     stop: watch::Sender<bool>,
     run_started: AtomicBool,
+    /// The pipeline has reported ACTIVE: from then on SIGTERM first asks for end-of-stream.
+    active: AtomicBool,
     exit: mpsc::UnboundedSender<i32>,
     eos_timeout: Duration,
 }
@@ -62,6 +64,7 @@ async fn run(dir: &Path, eos_timeout: Duration) -> i32 {
     let shared = Arc::new(Shared {
         stop: watch::channel(false).0,
         run_started: AtomicBool::new(false),
+        active: AtomicBool::new(false),
         exit: exit_tx,
         eos_timeout,
     });
@@ -74,8 +77,8 @@ async fn run(dir: &Path, eos_timeout: Duration) -> i32 {
             return;
         };
         while term.recv().await.is_some() {
-            if *term_shared.stop.borrow() || !term_shared.run_started.load(Ordering::SeqCst) {
-                warn!("SIGTERM after end-of-stream was asked for; exiting now.");
+            if *term_shared.stop.borrow() || !term_shared.active.load(Ordering::SeqCst) {
+                warn!("SIGTERM with nothing to finalize, or after end-of-stream was asked for; exiting now.");
                 std::process::exit(143);
             }
             info!("SIGTERM: ending the pipeline with end-of-stream.");
@@ -249,6 +252,7 @@ async fn run_egress(
             match stage {
                 Stage::Active => {
                     info!(egress_id, "Pipeline active.");
+                    shared.active.store(true, Ordering::SeqCst);
                     faults.arm();
                     let _ = tx.send(event(Kind::Active));
                 }

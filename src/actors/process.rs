@@ -488,50 +488,47 @@ impl ProcessActor {
         }
     }
 
-    /// End-of-stream over IPC so outputs are finalized, then SIGTERM and SIGKILL after their graces. Before the
-    /// handler is connected there is nothing to finalize: SIGTERM at once.
+    /// End-of-stream over IPC so outputs are finalized, then SIGTERM and SIGKILL after their graces.
     fn request_end(&self, myself: &ActorRef<ProcessMessage>, state: &mut ProcessState) {
         state.end_wanted = true;
         if state.end_requested || state.exit.is_some() {
             return;
         }
-        match state.client.clone() {
-            None => {
-                // Not connected yet. Before its first event there is nothing to finalize: SIGTERM now. After it,
-                // `Connected` is on its way and carries out the end (`end_wanted`).
-                if state.phase == Phase::Launching {
-                    state.end_requested = true;
-                    signal_group(state.pgid, Signal::SIGTERM);
-                    myself.send_after(
-                        Duration::from_secs(self.cfg.handler.term_grace_secs),
-                        || ProcessMessage::EscalateKill,
-                    );
-                }
-            }
-            Some(mut client) => {
-                state.end_requested = true;
-                let deadline = Duration::from_millis(self.cfg.handler.ipc_timeout_ms);
-                let id = state.egress.to_string();
-                let me = myself.clone();
-                state.tasks.push(tokio::spawn(async move {
-                    let r = ipc::with_deadline(
-                        "Stop",
-                        deadline,
-                        client.stop(proto::StopRequest { egress_id: id }),
-                    )
-                    .await;
-                    let ack = match r {
-                        Err(IpcError::Deadline { .. }) => Err(DeadlineMissed),
-                        _ => Ok(()),
-                    };
-                    let _ = me.cast(ProcessMessage::StopAcked(ack));
-                }));
-                myself.send_after(
-                    Duration::from_secs(self.cfg.handler.stop_grace_secs),
-                    || ProcessMessage::EscalateTerm,
-                );
-            }
+        if state.phase == Phase::Launching {
+            // Before its first event a handler has no outputs to finalize: SIGTERM ends it at once.
+            state.end_requested = true;
+            signal_group(state.pgid, Signal::SIGTERM);
+            myself.send_after(
+                Duration::from_secs(self.cfg.handler.term_grace_secs),
+                || ProcessMessage::EscalateKill,
+            );
+            return;
         }
+        // Otherwise `Connected` is on its way if not here yet, and carries out the end (`end_wanted`).
+        let Some(mut client) = state.client.clone() else {
+            return;
+        };
+        state.end_requested = true;
+        let deadline = Duration::from_millis(self.cfg.handler.ipc_timeout_ms);
+        let id = state.egress.to_string();
+        let me = myself.clone();
+        state.tasks.push(tokio::spawn(async move {
+            let r = ipc::with_deadline(
+                "Stop",
+                deadline,
+                client.stop(proto::StopRequest { egress_id: id }),
+            )
+            .await;
+            let ack = match r {
+                Err(IpcError::Deadline { .. }) => Err(DeadlineMissed),
+                _ => Ok(()),
+            };
+            let _ = me.cast(ProcessMessage::StopAcked(ack));
+        }));
+        myself.send_after(
+            Duration::from_secs(self.cfg.handler.stop_grace_secs),
+            || ProcessMessage::EscalateTerm,
+        );
     }
 
     fn ping(&self, myself: &ActorRef<ProcessMessage>, state: &mut ProcessState) {
