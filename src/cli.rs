@@ -85,7 +85,7 @@ pub struct StartArgs {
     #[arg(long)]
     pub source: String,
     /// Seconds to record; without it a live source runs until stopped.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub duration: Option<f64>,
     /// A file output (.mp4, .webm, .ogg), relative to the node's output root.
     #[arg(long)]

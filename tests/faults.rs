@@ -9,7 +9,15 @@ use common::*;
 
 fn assert_one_result(node: &Node, result: &str) {
     let m = node.metrics();
-    assert_eq!(metric_value(&m, "egress_handler_results_total", &[("type", "test"), ("result", result)]), Some(1.0), "{result}");
+    assert_eq!(
+        metric_value(
+            &m,
+            "egress_handler_results_total",
+            &[("type", "test"), ("result", result)]
+        ),
+        Some(1.0),
+        "{result}"
+    );
     assert_eq!(metric_sum(&m, "egress_handler_results_total"), 1.0);
     assert_eq!(metric_sum(&m, "egress_handler_started_total"), 1.0);
 }
@@ -29,14 +37,25 @@ fn handler_killed_from_outside_is_a_process_error() {
 #[test]
 fn handler_never_ready_is_a_launch_failure() {
     let node = Node::start(&[("EGRESS_HANDLER_LAUNCH_TIMEOUT_SECS", "2")]);
-    let id = node.start_egress(&["--source", "test", "--file", "n.mp4", "--fault-hang-before-ready"]);
+    let id = node.start_egress(&[
+        "--source",
+        "test",
+        "--file",
+        "n.mp4",
+        "--fault-hang-before-ready",
+    ]);
     let pid = node.handler_pid(&id);
     let info = node.wait_final(&id, Duration::from_secs(15));
     assert_eq!(info["status"], "FAILED", "{info}");
     assert_eq!(info["result"], "launch_failed");
-    assert!(info["error"].as_str().unwrap().contains("not ready"), "{info}");
+    assert!(
+        info["error"].as_str().unwrap().contains("not ready"),
+        "{info}"
+    );
     assert_one_result(&node, "launch_failed");
-    eventually(Duration::from_secs(5), "handler gone", || (!alive(pid)).then_some(()));
+    eventually(Duration::from_secs(5), "handler gone", || {
+        (!alive(pid)).then_some(())
+    });
 }
 
 #[test]
@@ -46,7 +65,16 @@ fn handler_that_stops_answering_is_killed_unresponsive() {
         ("EGRESS_HANDLER_IPC_TIMEOUT_MS", "300"),
         ("EGRESS_HANDLER_UNRESPONSIVE_AFTER_MISSED_PINGS", "2"),
     ]);
-    let id = node.start_egress(&["--source", "test", "--file", "u.mp4", "--preset", "240p15", "--fault-stop-answering-after", "0.5"]);
+    let id = node.start_egress(&[
+        "--source",
+        "test",
+        "--file",
+        "u.mp4",
+        "--preset",
+        "240p15",
+        "--fault-stop-answering-after",
+        "0.5",
+    ]);
     let pid = node.handler_pid(&id);
     let info = node.wait_final(&id, Duration::from_secs(20));
     assert_eq!(info["status"], "FAILED", "{info}");
@@ -64,9 +92,20 @@ fn handler_burning_cpu_past_the_threshold_is_killed_cpu() {
         ("EGRESS_MONITOR_KILL_CPU_AFTER_SECS", "2"),
         ("EGRESS_MONITOR_SAMPLE_INTERVAL_MS", "250"),
     ]);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).to_string();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .to_string();
     let id = node.start_egress(&[
-        "--source", "test", "--file", "c.mp4", "--preset", "240p15", "--fault-no-pipeline", "--fault-burn-cpu", &cores,
+        "--source",
+        "test",
+        "--file",
+        "c.mp4",
+        "--preset",
+        "240p15",
+        "--fault-no-pipeline",
+        "--fault-burn-cpu",
+        &cores,
     ]);
     let info = node.wait_final(&id, Duration::from_secs(30));
     assert_eq!(info["status"], "FAILED", "{info}");
@@ -77,9 +116,18 @@ fn handler_burning_cpu_past_the_threshold_is_killed_cpu() {
 
 #[test]
 fn handler_exceeding_memory_is_killed_oom() {
-    let node = Node::start(&[("EGRESS_MONITOR_MAX_MEMORY_BYTES", "200000000"), ("EGRESS_MONITOR_SAMPLE_INTERVAL_MS", "250")]);
+    let node = Node::start(&[
+        ("EGRESS_MONITOR_MAX_MEMORY_BYTES", "200000000"),
+        ("EGRESS_MONITOR_SAMPLE_INTERVAL_MS", "250"),
+    ]);
     let id = node.start_egress(&[
-        "--source", "test", "--file", "m.mp4", "--fault-no-pipeline", "--fault-alloc-bytes", "400000000",
+        "--source",
+        "test",
+        "--file",
+        "m.mp4",
+        "--fault-no-pipeline",
+        "--fault-alloc-bytes",
+        "400000000",
     ]);
     let info = node.wait_final(&id, Duration::from_secs(30));
     assert_eq!(info["status"], "FAILED", "{info}");
@@ -90,7 +138,16 @@ fn handler_exceeding_memory_is_killed_oom() {
 #[test]
 fn a_crashing_handler_is_a_process_error_and_never_outlives_its_egress() {
     let node = Node::start(&[]);
-    let id = node.start_egress(&["--source", "test", "--file", "x.mp4", "--preset", "240p15", "--fault-crash-after", "0.5"]);
+    let id = node.start_egress(&[
+        "--source",
+        "test",
+        "--file",
+        "x.mp4",
+        "--preset",
+        "240p15",
+        "--fault-crash-after",
+        "0.5",
+    ]);
     let pid = node.handler_pid(&id);
     let info = node.wait_final(&id, Duration::from_secs(20));
     assert_eq!(info["result"], "process_error", "{info}");
@@ -106,5 +163,9 @@ fn handlers_die_with_the_node() {
     let pid = node.handler_pid(&id);
     node.signal(SIGKILL);
     node.wait_exit(Duration::from_secs(5));
-    eventually(Duration::from_secs(5), "handler to die with the node", || (!alive(pid)).then_some(()));
+    eventually(
+        Duration::from_secs(5),
+        "handler to die with the node",
+        || (!alive(pid)).then_some(()),
+    );
 }
