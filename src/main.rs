@@ -56,9 +56,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Each running egress holds a few descriptors in the node (IPC connections, pipes): lift the soft limit to the
+/// hard one so a large node is not capped by a login default of 1024.
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, error = %e, "Cannot raise the open files limit.");
+            }
+        }
+    }
+}
+
 async fn serve(config: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     use anyhow::Context;
     let cfg = Config::load(config.as_deref())?;
+    raise_open_files_limit();
     let metrics = egress::metrics::install()?;
     let api = tokio::net::TcpListener::bind(&cfg.api.listen)
         .await

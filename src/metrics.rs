@@ -20,6 +20,7 @@ pub const CPU_RESERVED: &str = "egress_cpu_reserved_cores";
 pub const LOAD_RATIO: &str = "egress_load_ratio";
 pub const CAN_ACCEPT: &str = "egress_can_accept";
 pub const STATUS_UPDATES: &str = "egress_status_updates_total";
+pub const STATUS_BACKLOG: &str = "egress_status_update_backlog";
 pub const OUTPUT_BYTES: &str = "egress_output_bytes_total";
 
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -69,6 +70,7 @@ fn describe() {
     describe_gauge!(LOAD_RATIO, "Reserved share of capacity, by resource.");
     describe_gauge!(CAN_ACCEPT, "1 when one more egress of this type fits now.");
     describe_counter!(STATUS_UPDATES, "Status transitions persisted, by result.");
+    describe_gauge!(STATUS_BACKLOG, "Status updates waiting for the Reporter.");
     describe_counter!(OUTPUT_BYTES, "Bytes written to file outputs.");
     for ty in EgressType::ALL {
         counter!(HANDLER_STARTED, "type" => ty.as_str()).absolute(0);
@@ -85,6 +87,7 @@ fn describe() {
     }
     counter!(STATUS_UPDATES, "result" => "ok").absolute(0);
     counter!(OUTPUT_BYTES).absolute(0);
+    gauge!(STATUS_BACKLOG).set(0.0);
 }
 
 pub fn handler_started(ty: EgressType) {
@@ -111,6 +114,10 @@ pub fn time_to_playing(seconds: f64) {
 
 pub fn status_update() {
     counter!(STATUS_UPDATES, "result" => "ok").increment(1);
+}
+
+pub fn status_backlog(len: usize) {
+    gauge!(STATUS_BACKLOG).set(len as f64);
 }
 
 pub fn output_bytes(bytes: u64) {

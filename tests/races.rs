@@ -13,9 +13,15 @@ struct Rng(u64);
 
 impl Rng {
     fn seeded() -> Rng {
-        let seed = std::env::var("EGRESS_RACE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-        });
+        let seed = std::env::var("EGRESS_RACE_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
         eprintln!("EGRESS_RACE_SEED={seed}");
         Rng(seed | 1)
     }
@@ -83,7 +89,10 @@ fn launch(node: &Node, i: usize, action: Action, real_pipeline: bool, rng: &mut 
 /// Carries out `action` on a running egress (in its own thread).
 fn act(api: String, log: std::path::PathBuf, id: String, action: Action) {
     let stop = |id: &str| {
-        let _ = std::process::Command::new(BIN).args(["stop", id]).env("EGRESS_API", &api).output();
+        let _ = std::process::Command::new(BIN)
+            .args(["stop", id])
+            .env("EGRESS_API", &api)
+            .output();
     };
     let handler_pid = |id: &str| -> Option<i32> {
         let text = std::fs::read_to_string(&log).ok()?;
@@ -125,7 +134,11 @@ fn act(api: String, log: std::path::PathBuf, id: String, action: Action) {
 fn count_lines(log: &str, marker: &str) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for line in log.lines().filter(|l| l.contains(marker)) {
-        if let Some(id) = line.split("egress_id=").nth(1).and_then(|s| s.split_whitespace().next()) {
+        if let Some(id) = line
+            .split("egress_id=")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+        {
             *counts.entry(id.trim_matches('"').to_string()).or_insert(0) += 1;
         }
     }
@@ -138,13 +151,23 @@ fn assert_exactly_once(log: &str, ids: &[String]) {
     let ended = count_lines(log, "Egress ended.");
     for (id, n) in &launched {
         assert_eq!(*n, 1, "{id} launched {n} times");
-        assert_eq!(exited.get(id), Some(&1), "{id}: launched once, exited {:?} times", exited.get(id));
+        assert_eq!(
+            exited.get(id),
+            Some(&1),
+            "{id}: launched once, exited {:?} times",
+            exited.get(id)
+        );
     }
     for id in exited.keys() {
         assert!(launched.contains_key(id), "{id} exited without launch");
     }
     for id in ids {
-        assert_eq!(ended.get(id), Some(&1), "{id}: final status logged {:?} times", ended.get(id));
+        assert_eq!(
+            ended.get(id),
+            Some(&1),
+            "{id}: final status logged {:?} times",
+            ended.get(id)
+        );
     }
 }
 
@@ -171,7 +194,10 @@ fn many_egresses_racing_stops_kills_and_crashes_each_get_one_result() {
     }
     for id in &ids {
         let info = node.wait_final(id, Duration::from_secs(60));
-        assert!(["COMPLETE", "FAILED", "ABORTED"].contains(&info["status"].as_str().unwrap()), "{info}");
+        assert!(
+            ["COMPLETE", "FAILED", "ABORTED"].contains(&info["status"].as_str().unwrap()),
+            "{info}"
+        );
     }
     let log = node.log_text();
     assert_exactly_once(&log, &ids);
@@ -179,7 +205,10 @@ fn many_egresses_racing_stops_kills_and_crashes_each_get_one_result() {
         let m = node.metrics();
         (metric_sum(&m, "egress_active") == 0.0).then_some(m)
     });
-    for line in text.lines().filter(|l| l.starts_with("egress_handler_results_total{") && !l.ends_with(" 0")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("egress_handler_results_total{") && !l.ends_with(" 0"))
+    {
         eprintln!("{line}");
     }
     let launched = count_lines(&log, "Handler launched.").len() as f64;
@@ -208,7 +237,11 @@ fn shutdown_during_kills_and_crashes_during_drain_each_get_one_result() {
     }
     std::thread::sleep(Duration::from_millis(300 + rng.below(700)));
     node.signal(SIGTERM);
-    assert_eq!(node.wait_exit(Duration::from_secs(30)), Some(0), "node must exit 0 after draining");
+    assert_eq!(
+        node.wait_exit(Duration::from_secs(30)),
+        Some(0),
+        "node must exit 0 after draining"
+    );
     for t in threads {
         t.join().unwrap();
     }

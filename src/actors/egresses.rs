@@ -289,13 +289,13 @@ impl EgressSupervisor {
         while let Some(update) = state.backlog.pop_front() {
             if let Err(e) = reporter.cast(ReporterMessage::Update(update)) {
                 warn!(error = %e, backlog = state.backlog.len() + 1, "Reporter unavailable; keeping status updates.");
-                let ractor::MessagingErr::SendErr(ReporterMessage::Update(u)) = e else {
-                    return;
-                };
-                state.backlog.push_front(u);
-                return;
+                if let ractor::MessagingErr::SendErr(ReporterMessage::Update(u)) = e {
+                    state.backlog.push_front(u);
+                }
+                break;
             }
         }
+        metrics::status_backlog(state.backlog.len());
     }
 
     fn peer<T>(&self, f: impl FnOnce(&super::Peers) -> Option<T>) -> Option<T> {

@@ -305,3 +305,6 @@ impl MonitorActor {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,385 @@
+//! Benchmarks of the real node (release build), each printing its figures:
+//!
+//! - `start-latency [N]`: request → ACTIVE for the test source over N sequential starts (default 50), p50/p99.
+//! - `pipeline-overhead [SECS]`: CPU-seconds of a SECS (default 60) 1280×720@30 H.264 + AAC recording through
+//!   egress (node + handler), a plain gst-launch-1.0 pipeline with the same encoder settings, and ffmpeg
+//!   (libx264 + aac), run one after another in this one run.
+//! - `control-plane [N]`: N (default 500) concurrent egresses whose handlers speak IPC but run no pipeline:
+//!   node RSS, time to launch all, time to shut all down, and the count of results.
+//!
+//! Run: `cargo bench --bench node -- start-latency` (or `all`).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use egress::proto::{self, egress_client::EgressClient};
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let n = args.get(1).and_then(|s| s.parse().ok());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    match which {
+        "start-latency" => rt.block_on(start_latency(n.unwrap_or(50))),
+        "pipeline-overhead" => pipeline_overhead(n.unwrap_or(60)),
+        "control-plane" => rt.block_on(control_plane(n.unwrap_or(500))),
+        "all" => {
+            rt.block_on(start_latency(50));
+            rt.block_on(control_plane(500));
+            pipeline_overhead(60);
+        }
+        other => eprintln!(
+            "unknown benchmark {other:?}: start-latency | pipeline-overhead | control-plane | all"
+        ),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn status_of(info: &proto::EgressInfo) -> proto::Status {
+    proto::Status::try_from(info.status).unwrap_or(proto::Status::Unspecified)
+}
+
+fn test_request(file: &str, preset: &str, no_pipeline: bool) -> proto::StartRequest {
+    proto::StartRequest {
+        source: "test".into(),
+        duration_secs: None,
+        outputs: vec![proto::Output {
+            kind: Some(proto::output::Kind::File(file.into())),
+        }],
+        preset: preset.into(),
+        fault: no_pipeline.then(|| proto::FaultInjection {
+            no_pipeline: true,
+            ..Default::default()
+        }),
+    }
+}
+
+async fn wait_for(
+    client: &mut EgressClient<tonic::transport::Channel>,
+    id: &str,
+    wanted: &[proto::Status],
+) -> proto::Status {
+    let mut stream = client
+        .watch(proto::GetRequest {
+            egress_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(info) = stream.message().await.unwrap() {
+        let s = status_of(&info);
+        if wanted.contains(&s)
+            || matches!(
+                s,
+                proto::Status::Complete | proto::Status::Failed | proto::Status::Aborted
+            )
+        {
+            return s;
+        }
+    }
+    panic!("watch of {id} ended early");
+}
+
+async fn start_latency(n: usize) {
+    let node = Node::start(&[
+        ("EGRESS_DEBUG_FAULT_INJECTION", "false"),
+        ("RUST_LOG", "warn"),
+    ]);
+    let mut client = EgressClient::connect(node.api.clone()).await.unwrap();
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let t0 = Instant::now();
+        let info = client
+            .start(test_request(&format!("lat{i}.mp4"), "360p30", false))
+            .await
+            .unwrap()
+            .into_inner();
+        let s = wait_for(&mut client, &info.egress_id, &[proto::Status::Active]).await;
+        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(s, proto::Status::Active, "start {i} did not become active");
+        client
+            .stop(proto::StopRequest {
+                egress_id: info.egress_id.clone(),
+            })
+            .await
+            .unwrap();
+        let end = wait_for(&mut client, &info.egress_id, &[]).await;
+        assert_eq!(end, proto::Status::Complete);
+    }
+    let mut sorted = samples.clone();
+    sorted.sort_by(f64::total_cmp);
+    let metrics = node.metrics();
+    println!(
+        "start-latency: n={n} request→ACTIVE p50={:.1} ms p99={:.1} ms min={:.1} ms max={:.1} ms; completed={}",
+        percentile(&sorted, 0.5),
+        percentile(&sorted, 0.99),
+        sorted[0],
+        sorted[sorted.len() - 1],
+        metric_value(&metrics, "egress_handler_results_total", &[("type", "test"), ("result", "completed")]).unwrap_or(0.0)
+    );
+}
+
+/// CPU seconds (user + system) of all waited-for descendants of this process so far.
+fn children_cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+fn pipeline_overhead(secs: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = secs * 30;
+
+    // 1. Through egress: a node, one handler, one recording; the node is waited for, so its CPU and that of the
+    //    handler it reaped are in RUSAGE_CHILDREN.
+    let before = children_cpu_secs();
+    let t0 = Instant::now();
+    let mut node = Node::start(&[("RUST_LOG", "warn")]);
+    let out = node.cli(&[
+        "start",
+        "--source",
+        "test",
+        "--duration",
+        &secs.to_string(),
+        "--file",
+        "egress.mp4",
+        "--preset",
+        "720p30",
+        "--wait",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let egress_file = node.output_root.join("egress.mp4");
+    let egress_dur = discover(&egress_file).duration_secs;
+    node.signal(SIGTERM);
+    node.wait_exit(Duration::from_secs(30));
+    // The CLI's own CPU is in there too; it is a few milliseconds.
+    let egress_cpu = children_cpu_secs() - before;
+    let egress_wall = t0.elapsed().as_secs_f64();
+
+    // 2. The same elements and settings in gst-launch-1.0.
+    let gst_file = dir.path().join("gst.mp4");
+    let before = children_cpu_secs();
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "-e"])
+        .args([
+            "videotestsrc",
+            "is-live=true",
+            "pattern=smpte",
+            &format!("num-buffers={frames}"),
+        ])
+        .args([
+            "!",
+            "video/x-raw,width=1280,height=720,framerate=30/1",
+            "!",
+            "queue",
+            "!",
+            "videoconvert",
+        ])
+        .args([
+            "!",
+            "video/x-raw,format=I420",
+            "!",
+            "x264enc",
+            "bitrate=3000",
+            "speed-preset=veryfast",
+            "tune=zerolatency",
+        ])
+        .args([
+            "key-int-max=60",
+            "!",
+            "h264parse",
+            "!",
+            "queue",
+            "!",
+            "mp4mux",
+            "name=mux",
+            "!",
+            "filesink",
+        ])
+        .arg(format!("location={}", gst_file.display()))
+        .args([
+            "audiotestsrc",
+            "is-live=true",
+            "wave=sine",
+            "freq=440",
+            "volume=0.3",
+            "samplesperbuffer=1600",
+        ])
+        .arg(format!("num-buffers={frames}"))
+        .args([
+            "!",
+            "audio/x-raw,rate=48000,channels=2",
+            "!",
+            "audioconvert",
+            "!",
+            "audioresample",
+        ])
+        .args([
+            "!",
+            "avenc_aac",
+            "bitrate=128000",
+            "!",
+            "aacparse",
+            "!",
+            "queue",
+            "!",
+            "mux.",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let gst_cpu = children_cpu_secs() - before;
+    let gst_dur = discover(&gst_file).duration_secs;
+
+    // 3. ffmpeg, libx264 + aac, same source pattern, size, rate, bitrates and GOP, in real time.
+    let ff_file = dir.path().join("ffmpeg.mp4");
+    let before = children_cpu_secs();
+    let status = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "smptebars=size=1280x720:rate=30",
+        ])
+        .args([
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ])
+        .args([
+            "-t",
+            &secs.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-b:v",
+            "3000k",
+        ])
+        .args([
+            "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ac", "2",
+        ])
+        .arg(&ff_file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ff_cpu = children_cpu_secs() - before;
+    let ff_dur = discover(&ff_file).duration_secs;
+
+    println!("pipeline-overhead: {secs} s of 1280x720@30 H.264 + AAC (CPU-seconds, user+system)");
+    println!("  egress (node + handler): {egress_cpu:.2} s CPU, file {egress_dur:.2} s, wall {egress_wall:.1} s");
+    println!("  gst-launch-1.0:          {gst_cpu:.2} s CPU, file {gst_dur:.2} s");
+    println!("  ffmpeg libx264 + aac:    {ff_cpu:.2} s CPU, file {ff_dur:.2} s");
+    println!(
+        "  ratio egress / gst-launch = {:.3}; egress / ffmpeg = {:.3}",
+        egress_cpu / gst_cpu,
+        egress_cpu / ff_cpu
+    );
+}
+
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn control_plane(n: usize) {
+    let mut node = Node::start(&[
+        ("RUST_LOG", "info"),
+        ("EGRESS_MONITOR_CPU_COST_TEST_CORES", "0"),
+        ("EGRESS_HANDLER_LAUNCH_TIMEOUT_SECS", "120"),
+        ("EGRESS_HANDLER_IPC_TIMEOUT_MS", "10000"),
+        ("EGRESS_HANDLER_UNRESPONSIVE_AFTER_MISSED_PINGS", "10"),
+    ]);
+    let rss_idle = rss_kib(node.pid());
+    let mut client = EgressClient::connect(node.api.clone()).await.unwrap();
+    let t0 = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let info = client
+            .start(test_request(&format!("cp{i}.mp4"), "240p15", true))
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(info.egress_id);
+    }
+    let accepted = t0.elapsed();
+    eventually(Duration::from_secs(600), "all active", || {
+        let text = node.metrics();
+        (metric_value(&text, "egress_active", &[("type", "test")]) == Some(n as f64)).then_some(())
+    });
+    // ACTIVE in the status store, not just launched.
+    let mut active = 0;
+    let list = client
+        .list(proto::ListRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .items;
+    for i in &list {
+        if status_of(i) == proto::Status::Active {
+            active += 1;
+        }
+    }
+    let launch_all = t0.elapsed();
+    let rss_busy = rss_kib(node.pid());
+    let t1 = Instant::now();
+    node.signal(SIGINT);
+    let code = node.wait_exit(Duration::from_secs(600));
+    let shutdown = t1.elapsed();
+    let log = node.log_text();
+    let results = log
+        .lines()
+        .filter(|l| l.contains("Handler exited."))
+        .count();
+    let completed_or_killed = log
+        .lines()
+        .filter(|l| l.contains("Handler exited.") && l.contains("killed_shutdown"))
+        .count();
+    println!("control-plane: {n} concurrent no-pipeline egresses");
+    println!(
+        "  accepted all {n} starts in {:.2} s; all ACTIVE after {:.2} s ({active} ACTIVE in List)",
+        accepted.as_secs_f64(),
+        launch_all.as_secs_f64()
+    );
+    println!(
+        "  node RSS idle {:.1} MiB, with {n} running {:.1} MiB",
+        rss_idle as f64 / 1024.0,
+        rss_busy as f64 / 1024.0
+    );
+    println!("  SIGINT → node exit {:.2} s (exit code {code:?}); results {results} ({completed_or_killed} killed_shutdown)", shutdown.as_secs_f64());
+    assert_eq!(results, n, "exactly one result per handler");
+    assert_eq!(ids.len(), n);
+}
