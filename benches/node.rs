@@ -28,7 +28,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     match which {
         "start-latency" => rt.block_on(start_latency(n.unwrap_or(50))),
-        "pipeline-overhead" => pipeline_overhead(n.unwrap_or(60)),
+        "pipeline-overhead" => pipeline_overhead(n.unwrap_or(60) as u64),
         "control-plane" => rt.block_on(control_plane(n.unwrap_or(500))),
         "all" => {
             rt.block_on(start_latency(50));

@@ -497,8 +497,9 @@ fn url_host(url: &str) -> Option<&str> {
     (!host.is_empty()).then_some(host)
 }
 
-/// Hides secrets in a URL: passwords in the authority, every path segment after the first (an RTMP stream key
-/// lives there: `rtmp://host/app/****`) and every query value (`srt://host:9000?streamid=****`).
+/// Hides secrets in a URL: the whole userinfo (`****@host`), every path segment after the first (an RTMP stream
+/// key lives there: `rtmp://host/app/****`), a lone path segment of a stream URL (`rtmp://host/****`) and every
+/// query value (`srt://host:9000?streamid=****`).
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         // Not a URL; it may still be a bare key, so show only its length.
@@ -516,20 +517,26 @@ pub fn redact_url(url: &str) -> String {
     let authority = parts.next().unwrap_or_default();
     let path = parts.next();
     let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{user}:****@{host}")
-        }
+        Some((_, host)) => format!("****@{host}"),
         None => authority.to_string(),
     };
     let mut out = format!("{scheme}://{authority}");
     if let Some(path) = path {
-        let mut segments = path.split('/');
-        let app = segments.next().unwrap_or_default();
+        let segments: Vec<&str> = path.split('/').collect();
+        let stream = matches!(
+            scheme.to_ascii_lowercase().as_str(),
+            "rtmp" | "rtmps" | "srt"
+        );
         out.push('/');
-        out.push_str(app);
-        if segments.next().is_some() {
-            out.push_str("/****");
+        match segments.as_slice() {
+            [only] if stream && !only.is_empty() => out.push_str("****"),
+            [first, ..] => {
+                out.push_str(first);
+                if segments.len() > 1 {
+                    out.push_str("/****");
+                }
+            }
+            [] => {}
         }
     }
     if let Some(query) = query {

@@ -36,6 +36,8 @@ pub enum NodeError {
     },
     #[error("cannot start the node actors: {0}")]
     Actors(String),
+    #[error("shutdown did not finish within its deadline")]
+    ShutdownDeadline,
 }
 
 /// What the node was asked to do by its environment.
@@ -122,22 +124,46 @@ pub async fn run(
     info!(api = ?api_addr, http = ?http_addr, output_root = %cfg.node.output_root.display(), "Node ready.");
 
     let drain = Duration::from_secs(cfg.node.drain_timeout_secs);
+    // However children behave, ending them takes at most their graces plus the ProcessActor's give-up delay;
+    // past that (plus a margin) the node stops anyway and its children die with it (PR_SET_PDEATHSIG).
+    let ending =
+        Duration::from_secs(cfg.handler.stop_grace_secs + cfg.handler.term_grace_secs + 15);
+    let mut hard_deadline: Option<tokio::time::Instant> = None;
     let mut signals = signals.fuse();
     let mut node_handle = node_handle;
+    let mut forced = false;
     loop {
+        let deadline = async {
+            match hard_deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = &mut node_handle => break,
-            sig = signals.next() => match sig {
-                Some(ShutdownSignal::Drain) => {
-                    info!(drain_timeout_secs = drain.as_secs(), "SIGTERM: draining.");
-                    let _ = node.cast(NodeMessage::Drain { timeout: drain });
-                }
-                Some(ShutdownSignal::Immediate) => {
-                    info!("Immediate shutdown: ending every egress now.");
-                    let _ = node.cast(NodeMessage::Drain { timeout: Duration::ZERO });
-                }
-                None => {}
-            },
+            () = deadline => {
+                error!("Shutdown did not finish within its deadline; stopping the node with egresses still running.");
+                forced = true;
+                node.stop(Some("shutdown deadline".into()));
+                let _ = tokio::time::timeout(Duration::from_secs(5), &mut node_handle).await;
+                break;
+            }
+            sig = signals.next() => {
+                let timeout = match sig {
+                    Some(ShutdownSignal::Drain) => {
+                        info!(drain_timeout_secs = drain.as_secs(), "SIGTERM: draining.");
+                        drain
+                    }
+                    Some(ShutdownSignal::Immediate) => {
+                        info!("Immediate shutdown: ending every egress now.");
+                        Duration::ZERO
+                    }
+                    None => continue,
+                };
+                let _ = node.cast(NodeMessage::Drain { timeout });
+                let d = tokio::time::Instant::now() + timeout + ending;
+                hard_deadline = Some(hard_deadline.map_or(d, |h| h.min(d)));
+            }
         }
     }
     let _ = api_stop_tx.send(());
@@ -146,6 +172,9 @@ pub async fn run(
     }
     let _ = http_stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), http_server).await;
+    if forced {
+        return Err(NodeError::ShutdownDeadline);
+    }
     info!("Node stopped.");
     Ok(())
 }

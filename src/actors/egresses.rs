@@ -46,6 +46,7 @@ pub struct EgressesState {
     /// Status updates not yet accepted by a Reporter (it may be restarting).
     backlog: VecDeque<StatusUpdate>,
     draining: bool,
+    idle_reported: bool,
 }
 
 pub enum EgressesMessage {
@@ -65,6 +66,8 @@ pub enum EgressesMessage {
     KillAll(KillReason),
     /// Retry delivering the status backlog (periodic).
     Flush,
+    /// Tell the node when a drain has nothing left to wait for.
+    CheckIdle,
     /// How many egresses are running.
     Count(RpcReplyPort<usize>),
 }
@@ -120,7 +123,11 @@ impl Actor for EgressSupervisor {
                 state.backlog.push_back(update);
                 self.flush(state);
             }
-            EgressesMessage::Flush => self.flush(state),
+            EgressesMessage::Flush => {
+                self.flush(state);
+                self.check_idle(state);
+            }
+            EgressesMessage::CheckIdle => self.check_idle(state),
             EgressesMessage::ResyncMonitor => {
                 for r in state.running.values() {
                     self.track(r);
@@ -150,15 +157,17 @@ impl Actor for EgressSupervisor {
 
     async fn handle_supervisor_evt(
         &self,
-        _myself: ActorRef<Self::Msg>,
+        myself: ActorRef<Self::Msg>,
         evt: SupervisionEvent,
         state: &mut EgressesState,
     ) -> Result<(), ActorProcessingErr> {
         // Overridden so that one egress ending (or failing) never stops this supervisor.
         match evt {
-            SupervisionEvent::ActorTerminated(cell, _, _) => self.ended(state, &cell, None),
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                self.ended(&myself, state, &cell, None)
+            }
             SupervisionEvent::ActorFailed(cell, err) => {
-                self.ended(state, &cell, Some(err.to_string()))
+                self.ended(&myself, state, &cell, Some(err.to_string()))
             }
             _ => {}
         }
@@ -228,17 +237,22 @@ impl EgressSupervisor {
         }
     }
 
-    fn ended(&self, state: &mut EgressesState, cell: &ActorCell, failure: Option<String>) {
+    fn ended(
+        &self,
+        myself: &ActorRef<EgressesMessage>,
+        state: &mut EgressesState,
+        cell: &ActorCell,
+        failure: Option<String>,
+    ) {
         let Some(r) = state.running.remove(&cell.get_id()) else {
             return;
         };
         state.by_egress.remove(&r.egress);
         if let Some(err) = failure {
-            // The actor died before counting its result (counting is its last act): kill its child and count
-            // the result here so the invariant holds.
-            error!(egress_id = %r.egress, error = %err, "ProcessActor failed; killing its handler.");
+            // The actor died before finishing: its state's Drop killed the child and counted the one result;
+            // the final status is ours to send.
+            error!(egress_id = %r.egress, error = %err, "ProcessActor failed; its handler was killed.");
             signal_group(r.pgid, nix::sys::signal::Signal::SIGKILL);
-            metrics::handler_result(r.ty, HandlerResult::ProcessError);
             let mut update = StatusUpdate::new(r.egress.clone(), Status::Failed);
             update.result = Some(HandlerResult::ProcessError);
             update.error = Some("egress supervisor lost this handler".into());
@@ -249,7 +263,9 @@ impl EgressSupervisor {
             let _ = p.monitor.cast(MonitorMessage::Forget(r.egress.clone()));
             p.intake.cast(IntakeMessage::Nudge).ok()
         });
-        self.check_idle(state);
+        // Supervision events overtake ordinary messages: the ended actor's final status may still be in our
+        // mailbox. A message to ourselves is handled after it.
+        let _ = myself.cast(EgressesMessage::CheckIdle);
     }
 
     fn track(&self, r: &Running) {
@@ -274,9 +290,14 @@ impl EgressSupervisor {
         }
     }
 
+    /// During a drain, once nothing runs and every final status is with the Reporter, tell the node (once).
     fn check_idle(&self, state: &mut EgressesState) {
-        if state.draining && state.running.is_empty() {
-            self.flush(state);
+        if !state.draining || state.idle_reported || !state.running.is_empty() {
+            return;
+        }
+        self.flush(state);
+        if state.backlog.is_empty() {
+            state.idle_reported = true;
             let _ = self.node.cast(NodeMessage::EgressesIdle);
         }
     }

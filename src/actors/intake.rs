@@ -158,32 +158,42 @@ async fn round(peers: &Peers, max_wait: Duration) -> Result<bool, CallError> {
             debug!(egress_id = %item.egress_id, "Does not fit yet.");
             continue;
         }
-        match call(&peers.queue, "queue", CALL_TIMEOUT, |r| {
+        let release = || {
+            let _ = peers
+                .monitor
+                .cast(MonitorMessage::Release(item.egress_id.clone()));
+        };
+        let taken = match call(&peers.queue, "queue", CALL_TIMEOUT, |r| {
             QueueMessage::Take(item.egress_id.clone(), r)
         })
-        .await?
+        .await
         {
-            Some(taken) => {
-                debug!(egress_id = %taken.egress_id, "Admitted.");
-                if peers
-                    .egresses
-                    .cast(EgressesMessage::Launch(Box::new(taken)))
-                    .is_err()
-                {
-                    let _ = peers
-                        .monitor
-                        .cast(MonitorMessage::Release(item.egress_id.clone()));
-                    return Ok(false);
-                }
-                return Ok(true);
+            Ok(t) => t,
+            Err(e) => {
+                // The reservation must not outlive a round that launched nothing.
+                release();
+                return Err(e);
             }
+        };
+        let Some(taken) = taken else {
             // Withdrawn by Stop in the meantime.
-            None => {
-                let _ = peers
-                    .monitor
-                    .cast(MonitorMessage::Release(item.egress_id.clone()));
+            release();
+            continue;
+        };
+        debug!(egress_id = %taken.egress_id, "Admitted.");
+        if let Err(e) = peers
+            .egresses
+            .cast(EgressesMessage::Launch(Box::new(taken)))
+        {
+            // The supervisor is gone (restarting): nothing was launched. Put the request back at the head so it
+            // is neither lost nor overtaken.
+            release();
+            if let ractor::MessagingErr::SendErr(EgressesMessage::Launch(back)) = e {
+                let _ = peers.queue.cast(QueueMessage::PushFront(*back));
             }
+            return Ok(false);
         }
+        return Ok(true);
     }
     Ok(false)
 }

@@ -14,7 +14,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::egresses::EgressesMessage;
 use super::queue::QueuedRequest;
@@ -25,6 +25,9 @@ use crate::metrics;
 use crate::outcome::{HandlerResult, KillReason, Status};
 use crate::proto::{self, handler_event::Kind};
 use crate::request::{EgressId, EgressType};
+
+/// How long after SIGKILL the exit may take to be seen before the actor finishes without it.
+const GIVE_UP_AFTER_SIGKILL: Duration = Duration::from_secs(5);
 
 /// Exit code of a handler whose pipeline failed after it reported the error.
 pub const EXIT_PIPELINE_ERROR: i32 = 3;
@@ -98,11 +101,13 @@ pub struct ProcessState {
 }
 
 pub enum ProcessMessage {
+    /// Launch the handler process for this request (sent to itself by `pre_start`).
+    Spawn(Box<QueuedRequest>),
     /// Ask the pipeline to finish and finalize its outputs (API Stop).
     Stop,
     /// End this egress for `reason`; the first reason wins.
     Kill(KillReason),
-    /// The IPC connection is up (sent by the connect task).
+    /// The IPC connection is up and answered a ping (sent by the run task before it sends `Run`).
     Connected(Client),
     /// An event from the handler's `Run` stream.
     Event(proto::HandlerEvent),
@@ -124,6 +129,9 @@ pub enum ProcessMessage {
     ChildExited(Option<ExitStatus>),
     /// The `Run` stream did not close soon after the exit: finish without the report.
     FinishNow,
+    /// SIGKILL was sent a while ago and the child still has not been reaped (e.g. stuck in the kernel):
+    /// finish without its exit status rather than hold up the node.
+    GiveUp,
 }
 
 /// An IPC call that missed its deadline (other failures mean the child is gone, which its exit tells).
@@ -143,7 +151,7 @@ impl Actor for ProcessActor {
         let item = args.item;
         let ty = item.request.egress_type();
         let dir = self.cfg.runtime_dir().join(item.egress_id.as_str());
-        let mut state = ProcessState {
+        let state = ProcessState {
             egress: item.egress_id.clone(),
             ty,
             dir: dir.clone(),
@@ -167,34 +175,8 @@ impl Actor for ProcessActor {
         // Counted before anything can fail, so a launch failure is one started and one `launch_failed`.
         metrics::handler_started(ty);
         self.status(StatusUpdate::new(state.egress.clone(), Status::Starting));
-
-        match self.spawn_child(&dir).await {
-            Err(e) => {
-                warn!(egress_id = %state.egress, error = %e, "Handler could not be launched.");
-                state.launch_failure = Some(format!("cannot launch handler: {e}"));
-                let _ = myself.cast(ProcessMessage::ChildExited(None));
-            }
-            Ok(mut child) => {
-                let pid = child.id().map(|p| p as i32);
-                state.pgid = pid;
-                info!(egress_id = %state.egress, pid, "Handler launched.");
-                let _ = self.parent.cast(EgressesMessage::Launched {
-                    egress: state.egress.clone(),
-                    pgid: pid,
-                });
-                let me = myself.clone();
-                state.tasks.push(tokio::spawn(async move {
-                    let status = child.wait().await.ok();
-                    let _ = me.cast(ProcessMessage::ChildExited(status));
-                }));
-                state.tasks.push(self.spawn_connect(myself.clone(), &dir));
-                state.tasks.push(self.spawn_run(myself.clone(), &dir, item));
-                myself.send_after(
-                    Duration::from_secs(self.cfg.handler.launch_timeout_secs),
-                    || ProcessMessage::LaunchDeadline,
-                );
-            }
-        }
+        // The launch itself runs in this actor's own handler, not in the supervisor's `spawn_linked` call.
+        let _ = myself.cast(ProcessMessage::Spawn(Box::new(item)));
         Ok(state)
     }
 
@@ -219,6 +201,7 @@ impl Actor for ProcessActor {
             return Ok(());
         }
         match msg {
+            ProcessMessage::Spawn(item) => self.spawn(&myself, state, *item).await,
             ProcessMessage::Stop => self.stop(&myself, state),
             ProcessMessage::Kill(reason) => self.kill(&myself, state, reason),
             ProcessMessage::Connected(client) => {
@@ -239,7 +222,10 @@ impl Actor for ProcessActor {
                 }
             }
             ProcessMessage::LaunchDeadline => {
-                if state.phase == Phase::Launching && state.exit.is_none() {
+                if state.phase == Phase::Launching
+                    && state.exit.is_none()
+                    && state.kill_reason.is_none()
+                {
                     let secs = self.cfg.handler.launch_timeout_secs;
                     warn!(egress_id = %state.egress, secs, "Handler not ready within its launch deadline; killing it.");
                     state
@@ -281,10 +267,13 @@ impl Actor for ProcessActor {
             ProcessMessage::EscalateKill => {
                 if state.exit.is_none() {
                     warn!(egress_id = %state.egress, "Handler ignored SIGTERM; sending SIGKILL to its process group.");
-                    signal_group(state.pgid, Signal::SIGKILL);
+                    self.sigkill(&myself, state);
                 }
             }
             ProcessMessage::ChildExited(status) => {
+                if state.exit.is_some() {
+                    return Ok(());
+                }
                 state.exit = Some(status);
                 // Nothing of this egress may outlive it: reap stragglers of its process group.
                 signal_group(state.pgid, Signal::SIGKILL);
@@ -296,6 +285,13 @@ impl Actor for ProcessActor {
                 }
             }
             ProcessMessage::FinishNow => self.finish(&myself, state),
+            ProcessMessage::GiveUp => {
+                if state.exit.is_none() {
+                    error!(egress_id = %state.egress, pgid = ?state.pgid, "Handler not reaped after SIGKILL; giving up on it.");
+                    state.exit = Some(None);
+                    self.finish(&myself, state);
+                }
+            }
         }
         Ok(())
     }
@@ -349,34 +345,48 @@ impl ProcessActor {
             .spawn()
     }
 
-    /// Dials the handler's socket until it answers a ping (or the launch deadline makes this moot).
-    fn spawn_connect(
+    async fn spawn(
         &self,
-        myself: ActorRef<ProcessMessage>,
-        dir: &std::path::Path,
-    ) -> JoinHandle<()> {
-        let socket = ipc::socket_path(dir);
-        let deadline = Duration::from_millis(self.cfg.handler.ipc_timeout_ms);
-        let give_up = Instant::now() + Duration::from_secs(self.cfg.handler.launch_timeout_secs);
-        tokio::spawn(async move {
-            let mut delay = Duration::from_millis(5);
-            while Instant::now() < give_up {
-                if let Ok(mut client) = ipc::connect(&socket).await {
-                    if ipc::with_deadline("Ping", deadline, client.ping(proto::PingRequest {}))
-                        .await
-                        .is_ok()
-                    {
-                        let _ = myself.cast(ProcessMessage::Connected(client));
-                        return;
-                    }
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_millis(100));
+        myself: &ActorRef<ProcessMessage>,
+        state: &mut ProcessState,
+        item: QueuedRequest,
+    ) {
+        let dir = state.dir.clone();
+        match self.spawn_child(&dir).await {
+            Err(e) => {
+                warn!(egress_id = %state.egress, error = %e, "Handler could not be launched.");
+                state.launch_failure = Some(format!("cannot launch handler: {e}"));
+                let _ = myself.cast(ProcessMessage::ChildExited(None));
             }
-        })
+            Ok(mut child) => {
+                let pid = child.id().map(|p| p as i32);
+                state.pgid = pid;
+                info!(egress_id = %state.egress, pid, "Handler launched.");
+                let _ = self.parent.cast(EgressesMessage::Launched {
+                    egress: state.egress.clone(),
+                    pgid: pid,
+                });
+                let me = myself.clone();
+                state.tasks.push(tokio::spawn(async move {
+                    let status = child.wait().await.ok();
+                    let _ = me.cast(ProcessMessage::ChildExited(status));
+                }));
+                state.tasks.push(self.spawn_run(myself.clone(), &dir, item));
+                myself.send_after(
+                    Duration::from_secs(self.cfg.handler.launch_timeout_secs),
+                    || ProcessMessage::LaunchDeadline,
+                );
+                if state.end_wanted || state.kill_reason.is_some() {
+                    // Stopped or killed while the launch was still on its way.
+                    self.request_end(myself, state);
+                }
+            }
+        }
     }
 
-    /// Sends the request with `Run` once connected and forwards the event stream.
+    /// Dials the handler's socket until it answers a ping, reports `Connected`, then sends the request with `Run`
+    /// and forwards the event stream. `Connected` always precedes the first event, so an egress past `Launching`
+    /// always has a client to stop it with.
     fn spawn_run(
         &self,
         myself: ActorRef<ProcessMessage>,
@@ -394,15 +404,27 @@ impl ProcessActor {
         tokio::spawn(async move {
             let mut delay = Duration::from_millis(5);
             let mut client = loop {
-                if let Ok(c) = ipc::connect(&socket).await {
-                    break c;
+                if let Ok(mut c) = ipc::connect(&socket).await {
+                    if ipc::with_deadline("Ping", deadline, c.ping(proto::PingRequest {}))
+                        .await
+                        .is_ok()
+                    {
+                        break c;
+                    }
                 }
                 if Instant::now() >= give_up {
+                    // The launch deadline ends this egress.
                     return;
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_millis(100));
             };
+            if myself
+                .cast(ProcessMessage::Connected(client.clone()))
+                .is_err()
+            {
+                return;
+            }
             let mut stream = match ipc::with_deadline("Run", deadline, client.run(request)).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -457,6 +479,9 @@ impl ProcessActor {
     }
 
     fn stop(&self, myself: &ActorRef<ProcessMessage>, state: &mut ProcessState) {
+        if state.exit.is_some() {
+            return;
+        }
         if state.phase < Phase::Active && state.kill_reason.is_none() {
             info!(egress_id = %state.egress, "Stopped before it became active; aborting.");
             state.aborted = true;
@@ -478,13 +503,10 @@ impl ProcessActor {
             info!(egress_id = %state.egress, reason = %reason.describe(), "Killing egress.");
             state.kill_reason = Some(reason.clone());
         }
-        if state.exit.is_some() {
-            return;
-        }
         if reason.graceful() {
             self.request_end(myself, state);
         } else {
-            signal_group(state.pgid, Signal::SIGKILL);
+            self.sigkill(myself, state);
         }
     }
 
@@ -529,6 +551,12 @@ impl ProcessActor {
             Duration::from_secs(self.cfg.handler.stop_grace_secs),
             || ProcessMessage::EscalateTerm,
         );
+    }
+
+    /// SIGKILL to the group, and a last deadline for the exit to be seen.
+    fn sigkill(&self, myself: &ActorRef<ProcessMessage>, state: &mut ProcessState) {
+        signal_group(state.pgid, Signal::SIGKILL);
+        myself.send_after(GIVE_UP_AFTER_SIGKILL, || ProcessMessage::GiveUp);
     }
 
     fn ping(&self, myself: &ActorRef<ProcessMessage>, state: &mut ProcessState) {
@@ -577,6 +605,19 @@ impl ProcessActor {
             let _ = tokio::fs::remove_dir_all(dir).await;
         });
         myself.stop(None);
+    }
+}
+
+impl Drop for ProcessState {
+    /// A ProcessActor that dies without finishing (a panic in a handler, or its supervisor gone) still kills its
+    /// child, counts its one result and removes its directory. Its final status is sent by the supervisor.
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        signal_group(self.pgid, Signal::SIGKILL);
+        metrics::handler_result(self.ty, HandlerResult::ProcessError);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

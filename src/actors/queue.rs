@@ -30,6 +30,8 @@ pub struct QueueState {
 pub enum QueueMessage {
     /// Append a request at the tail.
     Push(QueuedRequest),
+    /// Put a request back at the head (its launch could not be handed on).
+    PushFront(QueuedRequest),
     /// The first `n` requests, oldest first, without removing them.
     Peek(usize, RpcReplyPort<Vec<QueuedRequest>>),
     /// Remove one request (taken by Intake, or withdrawn by Stop); `None` if it is no longer queued.
@@ -59,6 +61,7 @@ impl Actor for QueueActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             QueueMessage::Push(item) => state.items.push_back(item),
+            QueueMessage::PushFront(item) => state.items.push_front(item),
             QueueMessage::Peek(n, reply) => {
                 let _ = reply.send(state.items.iter().take(n).cloned().collect());
             }

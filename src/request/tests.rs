@@ -131,6 +131,15 @@ fn stream_keys_never_show_in_errors_or_display() {
     assert_eq!(redact_url(&url), "rtmp://live.example.com/app/****");
     assert!(!redact_url(&format!("srt://h:9000?streamid={key}&latency=200")).contains(key));
     assert!(!redact_url(&format!("rtmps://user:{key}@h/app")).contains(key));
+    assert_eq!(
+        redact_url(&format!("https://{key}@h/x")),
+        "https://****@h/x"
+    );
+    assert_eq!(redact_url(&format!("rtmp://h/{key}")), "rtmp://h/****");
+    assert_eq!(
+        redact_url(&format!("srt://h:9000/{key}")),
+        "srt://h:9000/****"
+    );
     let out = Output::Stream { url: url.clone() };
     assert!(!out.display().contains(key));
     // An invalid stream URL carrying a key is refused without echoing it.
