@@ -336,25 +336,39 @@ async fn control_plane(n: usize) {
         ids.push(info.egress_id);
     }
     let accepted = t0.elapsed();
-    eventually(Duration::from_secs(600), "all active", || {
-        let text = node.metrics();
-        (metric_value(&text, "egress_active", &[("type", "test")]) == Some(n as f64)).then_some(())
-    });
-    // ACTIVE in the status store, not just launched.
-    let mut active = 0;
-    let list = client
-        .list(proto::ListRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .items;
-    for i in &list {
-        if status_of(i) == proto::Status::Active {
-            active += 1;
+    // All ACTIVE in the status store (reported by each handler over IPC), not just launched.
+    let active = loop {
+        let list = client
+            .list(proto::ListRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .items;
+        let active = list
+            .iter()
+            .filter(|i| status_of(i) == proto::Status::Active)
+            .count();
+        if active == n || t0.elapsed() > Duration::from_secs(600) {
+            break active;
         }
-    }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let launch_all = t0.elapsed();
     let rss_busy = rss_kib(node.pid());
+    let handler_pids: Vec<i32> = node
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("Handler launched."))
+        .filter_map(|l| {
+            l.split("pid=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let handlers_rss_mib = handler_pids.iter().map(|p| rss_kib(*p)).sum::<u64>() as f64 / 1024.0;
     let t1 = Instant::now();
     node.signal(SIGINT);
     let code = node.wait_exit(Duration::from_secs(600));
@@ -378,6 +392,11 @@ async fn control_plane(n: usize) {
         "  node RSS idle {:.1} MiB, with {n} running {:.1} MiB",
         rss_idle as f64 / 1024.0,
         rss_busy as f64 / 1024.0
+    );
+    println!(
+        "  handler RSS: {handlers_rss_mib:.0} MiB over {} processes ({:.1} MiB each, shared pages counted in each)",
+        handler_pids.len(),
+        handlers_rss_mib / handler_pids.len().max(1) as f64
     );
     println!("  SIGINT → node exit {:.2} s (exit code {code:?}); results {results} ({completed_or_killed} killed_shutdown)", shutdown.as_secs_f64());
     assert_eq!(results, n, "exactly one result per handler");
