@@ -139,14 +139,22 @@ fn children_cpu_secs() -> f64 {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-fn pipeline_overhead(secs: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let frames = secs * 30;
+/// CPU seconds (user + system) a live process has used so far, from `/proc/<pid>/stat`.
+fn process_cpu_secs(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // SAFETY: sysconf only reads a configuration value.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
 
-    // 1. Through egress: a node, one handler, one recording; the node is waited for, so its CPU and that of the
-    //    handler it reaped are in RUSAGE_CHILDREN.
+/// One recording through egress: (CPU of node + handler + CLI, CPU of the node process alone, file duration).
+fn run_egress(secs: u64) -> (f64, f64, f64) {
     let before = children_cpu_secs();
-    let t0 = Instant::now();
     let mut node = Node::start(&[("RUST_LOG", "warn")]);
     let out = node.cli(&[
         "start",
@@ -165,16 +173,18 @@ fn pipeline_overhead(secs: u64) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let egress_file = node.output_root.join("egress.mp4");
-    let egress_dur = discover(&egress_file).duration_secs;
+    let node_only = process_cpu_secs(node.pid());
+    let dur = discover(&node.output_root.join("egress.mp4")).duration_secs;
     node.signal(SIGTERM);
     node.wait_exit(Duration::from_secs(30));
-    // The CLI's own CPU is in there too; it is a few milliseconds.
-    let egress_cpu = children_cpu_secs() - before;
-    let egress_wall = t0.elapsed().as_secs_f64();
+    // The node is waited for, so its CPU and that of the handler it reaped are in RUSAGE_CHILDREN.
+    (children_cpu_secs() - before, node_only, dur)
+}
 
-    // 2. The same elements and settings in gst-launch-1.0.
-    let gst_file = dir.path().join("gst.mp4");
+/// The same elements and encoder settings in a plain gst-launch-1.0: (CPU, file duration).
+fn run_gst_launch(secs: u64, dir: &std::path::Path) -> (f64, f64) {
+    let frames = secs * 30;
+    let file = dir.join("gst.mp4");
     let before = children_cpu_secs();
     let status = Command::new("gst-launch-1.0")
         .args(["-q", "-e"])
@@ -213,7 +223,7 @@ fn pipeline_overhead(secs: u64) {
             "!",
             "filesink",
         ])
-        .arg(format!("location={}", gst_file.display()))
+        .arg(format!("location={}", file.display()))
         .args([
             "audiotestsrc",
             "is-live=true",
@@ -246,11 +256,12 @@ fn pipeline_overhead(secs: u64) {
         .status()
         .unwrap();
     assert!(status.success());
-    let gst_cpu = children_cpu_secs() - before;
-    let gst_dur = discover(&gst_file).duration_secs;
+    (children_cpu_secs() - before, discover(&file).duration_secs)
+}
 
-    // 3. ffmpeg, libx264 + aac, same source pattern, size, rate, bitrates and GOP, in real time.
-    let ff_file = dir.path().join("ffmpeg.mp4");
+/// ffmpeg, libx264 + aac, same pattern, size, rate, bitrates and GOP, in real time: (CPU, file duration).
+fn run_ffmpeg(secs: u64, dir: &std::path::Path) -> (f64, f64) {
+    let file = dir.join("ffmpeg.mp4");
     let before = children_cpu_secs();
     let status = Command::new("ffmpeg")
         .args([
@@ -286,21 +297,52 @@ fn pipeline_overhead(secs: u64) {
         .args([
             "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ac", "2",
         ])
-        .arg(&ff_file)
+        .arg(&file)
         .status()
         .unwrap();
     assert!(status.success());
-    let ff_cpu = children_cpu_secs() - before;
-    let ff_dur = discover(&ff_file).duration_secs;
+    (children_cpu_secs() - before, discover(&file).duration_secs)
+}
 
-    println!("pipeline-overhead: {secs} s of 1280x720@30 H.264 + AAC (CPU-seconds, user+system)");
-    println!("  egress (node + handler): {egress_cpu:.2} s CPU, file {egress_dur:.2} s, wall {egress_wall:.1} s");
-    println!("  gst-launch-1.0:          {gst_cpu:.2} s CPU, file {gst_dur:.2} s");
-    println!("  ffmpeg libx264 + aac:    {ff_cpu:.2} s CPU, file {ff_dur:.2} s");
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn pipeline_overhead(secs: u64) {
+    let rounds: usize = std::env::var("EGRESS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    let dir = tempfile::tempdir().unwrap();
+    println!("pipeline-overhead: {secs} s of 1280x720@30 H.264 + AAC, {rounds} rounds, CPU-seconds (user+system)");
+    let (mut vs_gst, mut vs_ff) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        // Alternate the order so drift on a shared machine does not favour one side.
+        let (e, g) = if round % 2 == 1 {
+            let e = run_egress(secs);
+            (e, run_gst_launch(secs, dir.path()))
+        } else {
+            let g = run_gst_launch(secs, dir.path());
+            (run_egress(secs), g)
+        };
+        let f = run_ffmpeg(secs, dir.path());
+        println!(
+            "  round {round}: egress {:.2} s (node {:.2} s, file {:.2} s) | gst-launch {:.2} s (file {:.2} s) | ffmpeg {:.2} s (file {:.2} s) | egress/gst {:.3} egress/ffmpeg {:.3}",
+            e.0, e.1, e.2, g.0, g.1, f.0, f.1, e.0 / g.0, e.0 / f.0
+        );
+        vs_gst.push(e.0 / g.0);
+        vs_ff.push(e.0 / f.0);
+    }
     println!(
-        "  ratio egress / gst-launch = {:.3}; egress / ffmpeg = {:.3}",
-        egress_cpu / gst_cpu,
-        egress_cpu / ff_cpu
+        "  median ratio egress / gst-launch = {:.3}; egress / ffmpeg = {:.3}",
+        median(vs_gst),
+        median(vs_ff)
     );
 }
 
