@@ -151,9 +151,10 @@ impl Handler for HandlerService {
             drop(tx);
             let _ = shared.exit.send(code);
         });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map_ok(),
-        )))
+        Ok(Response::new(Box::pin(futures::StreamExt::map(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(rx),
+            Ok::<_, Status>,
+        ))))
     }
 
     async fn stop(
@@ -168,23 +169,6 @@ impl Handler for HandlerService {
         Ok(Response::new(proto::PingReply {
             pid: std::process::id(),
         }))
-    }
-}
-
-trait MapOk {
-    fn map_ok(
-        self,
-    ) -> futures::stream::Map<Self, fn(proto::HandlerEvent) -> Result<proto::HandlerEvent, Status>>
-    where
-        Self: Sized + Stream<Item = proto::HandlerEvent>;
-}
-
-impl<S: Stream<Item = proto::HandlerEvent>> MapOk for S {
-    fn map_ok(
-        self,
-    ) -> futures::stream::Map<Self, fn(proto::HandlerEvent) -> Result<proto::HandlerEvent, Status>>
-    {
-        futures::StreamExt::map(self, Ok as fn(_) -> _)
     }
 }
 

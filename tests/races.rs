@@ -171,24 +171,39 @@ fn assert_exactly_once(log: &str, ids: &[String]) {
     }
 }
 
-#[test]
-fn many_egresses_racing_stops_kills_and_crashes_each_get_one_result() {
-    let mut rng = Rng::seeded();
-    let node = Node::start(&[
-        ("EGRESS_MONITOR_MAX_MEMORY_BYTES", "300000000"),
-        ("EGRESS_MONITOR_SAMPLE_INTERVAL_MS", "200"),
-        ("EGRESS_HANDLER_STOP_GRACE_SECS", "3"),
-        ("EGRESS_HANDLER_TERM_GRACE_SECS", "1"),
-    ]);
+/// A memory limit that hogs cross, fast sampling and short graces, so the races happen within seconds.
+const RACE_ENV: [(&str, &str); 4] = [
+    ("EGRESS_MONITOR_MAX_MEMORY_BYTES", "300000000"),
+    ("EGRESS_MONITOR_SAMPLE_INTERVAL_MS", "200"),
+    ("EGRESS_HANDLER_STOP_GRACE_SECS", "3"),
+    ("EGRESS_HANDLER_TERM_GRACE_SECS", "1"),
+];
+
+/// Starts `count` egresses (every `real_every`-th with a real pipeline), each with a random action carried out
+/// by its own thread.
+fn start_racing(
+    node: &Node,
+    rng: &mut Rng,
+    count: usize,
+    real_every: usize,
+) -> (Vec<String>, Vec<std::thread::JoinHandle<()>>) {
     let mut ids = Vec::new();
     let mut threads = Vec::new();
-    for i in 0..40 {
-        let action = pick(&mut rng);
-        let id = launch(&node, i, action, i % 8 == 0, &mut rng);
+    for i in 0..count {
+        let action = pick(rng);
+        let id = launch(node, i, action, i % real_every == 0, rng);
         ids.push(id.clone());
         let (api, log) = (node.api.clone(), node.log.clone());
         threads.push(std::thread::spawn(move || act(api, log, id, action)));
     }
+    (ids, threads)
+}
+
+#[test]
+fn many_egresses_racing_stops_kills_and_crashes_each_get_one_result() {
+    let mut rng = Rng::seeded();
+    let node = Node::start(&RACE_ENV);
+    let (ids, threads) = start_racing(&node, &mut rng, 40, 8);
     for t in threads {
         t.join().unwrap();
     }
@@ -219,22 +234,10 @@ fn many_egresses_racing_stops_kills_and_crashes_each_get_one_result() {
 #[test]
 fn shutdown_during_kills_and_crashes_during_drain_each_get_one_result() {
     let mut rng = Rng::seeded();
-    let mut node = Node::start(&[
-        ("EGRESS_NODE_DRAIN_TIMEOUT_SECS", "1"),
-        ("EGRESS_MONITOR_MAX_MEMORY_BYTES", "300000000"),
-        ("EGRESS_MONITOR_SAMPLE_INTERVAL_MS", "200"),
-        ("EGRESS_HANDLER_STOP_GRACE_SECS", "3"),
-        ("EGRESS_HANDLER_TERM_GRACE_SECS", "1"),
-    ]);
-    let mut ids = Vec::new();
-    let mut threads = Vec::new();
-    for i in 0..16 {
-        let action = pick(&mut rng);
-        let id = launch(&node, i, action, i % 4 == 0, &mut rng);
-        ids.push(id.clone());
-        let (api, log) = (node.api.clone(), node.log.clone());
-        threads.push(std::thread::spawn(move || act(api, log, id, action)));
-    }
+    let mut env = RACE_ENV.to_vec();
+    env.push(("EGRESS_NODE_DRAIN_TIMEOUT_SECS", "1"));
+    let mut node = Node::start(&env);
+    let (ids, threads) = start_racing(&node, &mut rng, 16, 4);
     std::thread::sleep(Duration::from_millis(300 + rng.below(700)));
     node.signal(SIGTERM);
     assert_eq!(
