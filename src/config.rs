@@ -100,7 +100,7 @@ impl Default for NodeConfig {
 pub struct MonitorConfig {
     /// How often /proc is sampled.
     pub sample_interval_ms: u64,
-    /// CPU cores this node may use; 0 = the number of online CPUs.
+    /// CPU cores this node may use; 0 = the CPUs available to the process (cgroup quota included).
     pub cpus: f64,
     /// Fraction of the cores admission may reserve: capacity = cpus × max_cpu_utilization.
     pub max_cpu_utilization: f64,
@@ -108,7 +108,8 @@ pub struct MonitorConfig {
     pub kill_cpu_threshold: f64,
     /// How long the node must stay above `kill_cpu_threshold` before a kill.
     pub kill_cpu_after_secs: u64,
-    /// Total RSS of all handlers above which the largest one is killed; 0 = 90 % of physical memory.
+    /// Total RSS of all handlers above which the largest one is killed; 0 = 90 % of physical memory or of the
+    /// cgroup's memory limit, the lower.
     pub max_memory_bytes: u64,
     /// Admission cost of one `test` egress, in CPU cores.
     pub cpu_cost_test_cores: f64,

@@ -124,3 +124,28 @@ pub fn mem_total_bytes() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// The memory limit of this process' cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`), if one is set: in a
+/// container it, not the host's memory, is what the kernel's OOM killer enforces.
+pub fn cgroup_memory_limit_bytes() -> Option<u64> {
+    [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|p| std::fs::read_to_string(p).ok())
+    .and_then(|text| parse_memory_limit(&text))
+}
+
+/// `max`, or v1's "unlimited" (a number near 2^63), mean no limit.
+pub fn parse_memory_limit(text: &str) -> Option<u64> {
+    let v: u64 = text.trim().parse().ok()?;
+    (v < 1 << 60).then_some(v)
+}
+
+/// The memory handlers may use together by default: 90 % of physical memory or of the cgroup limit, the lower.
+pub fn default_memory_limit_bytes() -> u64 {
+    let physical = mem_total_bytes().unwrap_or(u64::MAX);
+    let limit = cgroup_memory_limit_bytes().map_or(physical, |c| c.min(physical));
+    limit / 10 * 9
+}

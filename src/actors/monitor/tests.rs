@@ -1,4 +1,4 @@
-use super::sample::{parse_pid_stat, CpuTimes};
+use super::sample::{parse_memory_limit, parse_pid_stat, CpuTimes};
 
 #[test]
 fn pid_stat_fields_survive_odd_command_names() {
@@ -14,4 +14,11 @@ fn node_load_is_busy_share_of_elapsed_ticks() {
     let b = CpuTimes::parse("cpu  200 0 200 900 0 0 0 0 0 0\n").unwrap();
     assert!((b.load_since(&a) - 2.0 / 3.0).abs() < 1e-9);
     assert_eq!(a.load_since(&a), 0.0);
+}
+
+#[test]
+fn cgroup_memory_limits_parse_and_unlimited_is_none() {
+    assert_eq!(parse_memory_limit("2147483648\n"), Some(2147483648));
+    assert_eq!(parse_memory_limit("max\n"), None);
+    assert_eq!(parse_memory_limit("9223372036854771712"), None);
 }
