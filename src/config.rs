@@ -154,8 +154,10 @@ impl MonitorConfig {
 pub struct HandlerConfig {
     /// The handler program; empty = this same `egress` binary (`egress handler`).
     pub program: PathBuf,
-    /// A handler that has not answered its first ping by then is killed as `launch_failed`.
+    /// A handler that has not taken its request by then is killed as `launch_failed`.
     pub launch_timeout_secs: u64,
+    /// A handler whose pipeline is not ACTIVE (media flowing) by then is killed as `launch_failed`.
+    pub start_timeout_secs: u64,
     /// Deadline of every IPC call to a handler.
     pub ipc_timeout_ms: u64,
     /// How often a running handler is pinged.
@@ -175,6 +177,7 @@ impl Default for HandlerConfig {
         Self {
             program: PathBuf::new(),
             launch_timeout_secs: 10,
+            start_timeout_secs: 30,
             ipc_timeout_ms: 2000,
             ping_interval_ms: 1000,
             unresponsive_after_missed_pings: 3,
@@ -340,6 +343,7 @@ impl Config {
         let h = &self.handler;
         for (key, v) in [
             ("handler.launch_timeout_secs", h.launch_timeout_secs),
+            ("handler.start_timeout_secs", h.start_timeout_secs),
             ("handler.ipc_timeout_ms", h.ipc_timeout_ms),
             ("handler.ping_interval_ms", h.ping_interval_ms),
             ("handler.eos_timeout_secs", h.eos_timeout_secs),

@@ -19,6 +19,9 @@ use crate::pipeline::{self, Stage};
 use crate::proto::{self, handler_event::Kind, handler_server::Handler};
 use crate::request::{EgressRequest, FaultInjection, Limits};
 
+/// Exit code of a handler whose egress task panicked (a bug; counted as `process_error`).
+const EXIT_PANIC: i32 = 70;
+
 /// How long the handler waits for the node to read its final report before it exits anyway.
 const FINAL_FLUSH: Duration = Duration::from_secs(2);
 
@@ -36,7 +39,10 @@ pub fn main(dir: PathBuf, eos_timeout: Duration) -> i32 {
             return 1;
         }
     };
-    rt.block_on(run(&dir, eos_timeout))
+    let code = rt.block_on(run(&dir, eos_timeout));
+    // A blocking task stuck in GStreamer must not keep the process alive after its egress ended.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
 struct Shared {
@@ -146,9 +152,14 @@ impl Handler for HandlerService {
         let req = request.into_inner();
         let (tx, rx) = mpsc::unbounded_channel();
         let shared = self.shared.clone();
+        let worker = tokio::spawn(async move { run_egress(req, &shared, &tx).await });
+        let shared = self.shared.clone();
         tokio::spawn(async move {
-            let code = run_egress(req, &shared, &tx).await;
-            drop(tx);
+            // A panic in the egress still ends the process (its event stream closes with the panicking task).
+            let code = worker.await.unwrap_or_else(|e| {
+                error!(error = %e, "Egress task panicked.");
+                EXIT_PANIC
+            });
             let _ = shared.exit.send(code);
         });
         Ok(Response::new(Box::pin(futures::StreamExt::map(

@@ -39,7 +39,11 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");
-                    ExitCode::from(2)
+                    // 3: the node ran but could not end its egresses in time; 2: it could not start.
+                    match e.downcast_ref::<egress::server::NodeError>() {
+                        Some(egress::server::NodeError::ShutdownDeadline) => ExitCode::from(3),
+                        _ => ExitCode::from(2),
+                    }
                 }
             }
         }

@@ -148,17 +148,17 @@ pub async fn run(
                 let _ = tokio::time::timeout(Duration::from_secs(5), &mut node_handle).await;
                 break;
             }
-            sig = signals.next() => {
+            // An ended signal stream disables this branch (the pattern no longer matches).
+            Some(sig) = signals.next() => {
                 let timeout = match sig {
-                    Some(ShutdownSignal::Drain) => {
+                    ShutdownSignal::Drain => {
                         info!(drain_timeout_secs = drain.as_secs(), "SIGTERM: draining.");
                         drain
                     }
-                    Some(ShutdownSignal::Immediate) => {
+                    ShutdownSignal::Immediate => {
                         info!("Immediate shutdown: ending every egress now.");
                         Duration::ZERO
                     }
-                    None => continue,
                 };
                 let _ = node.cast(NodeMessage::Drain { timeout });
                 let d = tokio::time::Instant::now() + timeout + ending;

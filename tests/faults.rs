@@ -169,3 +169,40 @@ fn handlers_die_with_the_node() {
         || (!alive(pid)).then_some(()),
     );
 }
+
+#[test]
+fn a_source_that_never_delivers_media_is_a_launch_failure_at_the_start_deadline() {
+    // An HTTP server that accepts and never answers: the pipeline waits for media that never comes.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().take(4).flatten().collect();
+        std::thread::sleep(Duration::from_secs(60));
+        drop(held);
+    });
+    let node = Node::start(&[("EGRESS_HANDLER_START_TIMEOUT_SECS", "3")]);
+    let source = format!("url:http://127.0.0.1:{port}/stalled.mp4");
+    let id = node.start_egress(&["--source", &source, "--file", "s.mp4", "--preset", "240p15"]);
+    let pid = node.handler_pid(&id);
+    let info = node.wait_final(&id, Duration::from_secs(20));
+    assert_eq!(info["status"], "FAILED", "{info}");
+    assert_eq!(info["result"], "launch_failed");
+    assert!(
+        info["error"].as_str().unwrap().contains("no media"),
+        "{info}"
+    );
+    assert!(!alive(pid));
+    let m = node.metrics();
+    assert_eq!(
+        metric_value(
+            &m,
+            "egress_handler_results_total",
+            &[("type", "url"), ("result", "launch_failed")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_sum(&m, "egress_handler_results_total"),
+        metric_sum(&m, "egress_handler_started_total")
+    );
+}

@@ -19,7 +19,7 @@ use super::reporter::{ReporterMessage, StatusUpdate};
 use super::PeersRx;
 use crate::config::Config;
 use crate::metrics;
-use crate::outcome::{HandlerResult, KillReason, Status};
+use crate::outcome::{KillReason, Status};
 use crate::request::{EgressId, EgressType};
 
 /// How long a Stop for an egress that has left the queue but not yet reached us is remembered.
@@ -125,7 +125,8 @@ impl Actor for EgressSupervisor {
             }
             EgressesMessage::Flush => {
                 self.flush(state);
-                self.check_idle(state);
+                // Through the mailbox, behind any final status still in it (see `ended`).
+                let _ = myself.cast(EgressesMessage::CheckIdle);
             }
             EgressesMessage::CheckIdle => self.check_idle(state),
             EgressesMessage::ResyncMonitor => {
@@ -145,7 +146,7 @@ impl Actor for EgressSupervisor {
                 } else {
                     myself.send_after(timeout, || EgressesMessage::KillAll(KillReason::Shutdown));
                 }
-                self.check_idle(state);
+                let _ = myself.cast(EgressesMessage::CheckIdle);
             }
             EgressesMessage::KillAll(reason) => self.kill_all(state, reason),
             EgressesMessage::Count(reply) => {
@@ -204,6 +205,7 @@ impl EgressSupervisor {
         let actor = ProcessActor {
             cfg: self.cfg.clone(),
             parent: myself.clone(),
+            peers: self.peers.clone(),
         };
         let args = ProcessArgs {
             item,
@@ -224,12 +226,11 @@ impl EgressSupervisor {
                 );
             }
             Err(e) => {
-                // pre_start failed before a child existed; it already counted `started`, so count its result.
+                // No handler process exists. If `pre_start` ran, its state's Drop counted the result and sent a
+                // final status, and the Reporter ignores this second one; if it did not, nothing was counted.
                 error!(egress_id = %egress, error = %e, "ProcessActor failed to start.");
-                metrics::handler_result(ty, HandlerResult::LaunchFailed);
                 self.peer(|p| p.monitor.cast(MonitorMessage::Release(egress.clone())).ok());
                 let mut update = StatusUpdate::new(egress, Status::Failed);
-                update.result = Some(HandlerResult::LaunchFailed);
                 update.error = Some(format!("cannot start: {e}"));
                 state.backlog.push_back(update);
                 self.flush(state);
@@ -249,15 +250,9 @@ impl EgressSupervisor {
         };
         state.by_egress.remove(&r.egress);
         if let Some(err) = failure {
-            // The actor died before finishing: its state's Drop killed the child and counted the one result;
-            // the final status is ours to send.
+            // Its state's Drop killed the child, counted the one result and sent the final status.
             error!(egress_id = %r.egress, error = %err, "ProcessActor failed; its handler was killed.");
             signal_group(r.pgid, nix::sys::signal::Signal::SIGKILL);
-            let mut update = StatusUpdate::new(r.egress.clone(), Status::Failed);
-            update.result = Some(HandlerResult::ProcessError);
-            update.error = Some("egress supervisor lost this handler".into());
-            state.backlog.push_back(update);
-            self.flush(state);
         }
         self.peer(|p| {
             let _ = p.monitor.cast(MonitorMessage::Forget(r.egress.clone()));

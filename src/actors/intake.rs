@@ -153,7 +153,13 @@ async fn round(peers: &Peers, max_wait: Duration) -> Result<bool, CallError> {
                 reply,
             }
         })
-        .await?;
+        .await
+        .inspect_err(|_| {
+            // The Monitor may have admitted it after we stopped waiting: release any reservation.
+            let _ = peers
+                .monitor
+                .cast(MonitorMessage::Release(item.egress_id.clone()));
+        })?;
         if !admitted {
             debug!(egress_id = %item.egress_id, "Does not fit yet.");
             continue;
@@ -185,11 +191,11 @@ async fn round(peers: &Peers, max_wait: Duration) -> Result<bool, CallError> {
             .egresses
             .cast(EgressesMessage::Launch(Box::new(taken)))
         {
-            // The supervisor is gone (restarting): nothing was launched. Put the request back at the head so it
+            // The supervisor is gone (restarting): nothing was launched. Put the request back in its place so it
             // is neither lost nor overtaken.
             release();
             if let ractor::MessagingErr::SendErr(EgressesMessage::Launch(back)) = e {
-                let _ = peers.queue.cast(QueueMessage::PushFront(*back));
+                let _ = peers.queue.cast(QueueMessage::Requeue(*back));
             }
             return Ok(false);
         }

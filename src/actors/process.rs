@@ -19,6 +19,7 @@ use tracing::{debug, error, info, warn};
 use super::egresses::EgressesMessage;
 use super::queue::QueuedRequest;
 use super::reporter::StatusUpdate;
+use super::PeersRx;
 use crate::config::Config;
 use crate::ipc::{self, Client, IpcError};
 use crate::metrics;
@@ -49,6 +50,8 @@ const INHERITED_ENV: [&str; 9] = [
 pub struct ProcessActor {
     pub cfg: Arc<Config>,
     pub parent: ActorRef<EgressesMessage>,
+    /// The node's actors, for the final status of an actor that dies without finishing.
+    pub peers: PeersRx,
 }
 
 pub struct ProcessArgs {
@@ -98,6 +101,7 @@ pub struct ProcessState {
     exit: Option<Option<ExitStatus>>,
     finished: bool,
     tasks: Vec<JoinHandle<()>>,
+    peers: PeersRx,
 }
 
 pub enum ProcessMessage {
@@ -113,8 +117,10 @@ pub enum ProcessMessage {
     Event(proto::HandlerEvent),
     /// The `Run` stream ended (the handler finished or died).
     RunEnded,
-    /// The launch deadline has passed.
+    /// The launch deadline has passed (the handler must have taken its request by then).
     LaunchDeadline,
+    /// The start deadline has passed (the pipeline must be ACTIVE by then).
+    StartDeadline,
     /// Time to ping the handler.
     PingTick,
     /// The outcome of one ping.
@@ -171,6 +177,7 @@ impl Actor for ProcessActor {
             exit: None,
             finished: false,
             tasks: Vec::new(),
+            peers: self.peers.clone(),
         };
         // Counted before anything can fail, so a launch failure is one started and one `launch_failed`.
         metrics::handler_started(ty);
@@ -206,6 +213,8 @@ impl Actor for ProcessActor {
             ProcessMessage::Kill(reason) => self.kill(&myself, state, reason),
             ProcessMessage::Connected(client) => {
                 state.client = Some(client);
+                // `Run` follows at once: from here the final report may be on its way when the child exits.
+                state.run_open = true;
                 myself.send_interval(
                     Duration::from_millis(self.cfg.handler.ping_interval_ms),
                     || ProcessMessage::PingTick,
@@ -219,6 +228,10 @@ impl Actor for ProcessActor {
                 state.run_open = false;
                 if state.exit.is_some() {
                     self.finish(&myself, state);
+                } else {
+                    // The handler is done with its egress (or its stream broke) but has not exited: make sure
+                    // it does, through the usual graces.
+                    self.request_end(&myself, state);
                 }
             }
             ProcessMessage::LaunchDeadline => {
@@ -231,7 +244,21 @@ impl Actor for ProcessActor {
                     state
                         .launch_failure
                         .get_or_insert(format!("handler not ready within {secs} s"));
-                    signal_group(state.pgid, Signal::SIGKILL);
+                    self.sigkill(&myself, state);
+                }
+            }
+            ProcessMessage::StartDeadline => {
+                if state.phase < Phase::Active
+                    && state.exit.is_none()
+                    && state.kill_reason.is_none()
+                    && !state.aborted
+                {
+                    let secs = self.cfg.handler.start_timeout_secs;
+                    warn!(egress_id = %state.egress, secs, "No media within the start deadline; killing the handler.");
+                    state
+                        .launch_failure
+                        .get_or_insert(format!("no media within {secs} s of launch"));
+                    self.sigkill(&myself, state);
                 }
             }
             ProcessMessage::PingTick => self.ping(&myself, state),
@@ -376,6 +403,10 @@ impl ProcessActor {
                     Duration::from_secs(self.cfg.handler.launch_timeout_secs),
                     || ProcessMessage::LaunchDeadline,
                 );
+                myself.send_after(
+                    Duration::from_secs(self.cfg.handler.start_timeout_secs),
+                    || ProcessMessage::StartDeadline,
+                );
                 if state.end_wanted || state.kill_reason.is_some() {
                     // Stopped or killed while the launch was still on its way.
                     self.request_end(myself, state);
@@ -447,7 +478,6 @@ impl ProcessActor {
         let kind = Kind::try_from(ev.kind).unwrap_or(Kind::Unspecified);
         match kind {
             Kind::Starting => {
-                state.run_open = true;
                 if state.phase == Phase::Launching {
                     state.phase = Phase::Starting;
                 }
@@ -497,6 +527,11 @@ impl ProcessActor {
         state: &mut ProcessState,
         reason: KillReason,
     ) {
+        // The outcome is settled once the child has exited or its launch has failed.
+        if state.exit.is_some() || state.launch_failure.is_some() {
+            debug!(egress_id = %state.egress, reason = ?reason, "Kill after the outcome was settled ignored.");
+            return;
+        }
         if let Some(first) = &state.kill_reason {
             debug!(egress_id = %state.egress, first = ?first, later = ?reason, "Later kill reason ignored; the first wins.");
         } else {
@@ -514,6 +549,10 @@ impl ProcessActor {
     fn request_end(&self, myself: &ActorRef<ProcessMessage>, state: &mut ProcessState) {
         state.end_wanted = true;
         if state.end_requested || state.exit.is_some() {
+            return;
+        }
+        if state.pgid.is_none() {
+            // Not spawned yet: `spawn` carries out the end right after (`end_wanted`).
             return;
         }
         if state.phase == Phase::Launching {
@@ -555,6 +594,9 @@ impl ProcessActor {
 
     /// SIGKILL to the group, and a last deadline for the exit to be seen.
     fn sigkill(&self, myself: &ActorRef<ProcessMessage>, state: &mut ProcessState) {
+        if state.pgid.is_none() {
+            return;
+        }
         signal_group(state.pgid, Signal::SIGKILL);
         myself.send_after(GIVE_UP_AFTER_SIGKILL, || ProcessMessage::GiveUp);
     }
@@ -609,14 +651,24 @@ impl ProcessActor {
 }
 
 impl Drop for ProcessState {
-    /// A ProcessActor that dies without finishing (a panic in a handler, or its supervisor gone) still kills its
-    /// child, counts its one result and removes its directory. Its final status is sent by the supervisor.
+    /// A ProcessActor that dies without finishing (a panic in a handler, or its supervisor gone, which takes
+    /// its linked children with it) still kills its child, counts its one result, sends its final status and
+    /// removes its directory.
     fn drop(&mut self) {
         if self.finished {
             return;
         }
+        error!(egress_id = %self.egress, pgid = ?self.pgid, "ProcessActor ended without finishing; killing its handler.");
         signal_group(self.pgid, Signal::SIGKILL);
         metrics::handler_result(self.ty, HandlerResult::ProcessError);
+        if let Some(peers) = self.peers.borrow().as_ref() {
+            let mut update = StatusUpdate::new(self.egress.clone(), Status::Failed);
+            update.result = Some(HandlerResult::ProcessError);
+            update.error = Some("the node lost track of this handler".into());
+            let _ = peers
+                .reporter
+                .cast(super::reporter::ReporterMessage::Update(update));
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -30,14 +30,25 @@ pub struct QueueState {
 pub enum QueueMessage {
     /// Append a request at the tail.
     Push(QueuedRequest),
-    /// Put a request back at the head (its launch could not be handed on).
-    PushFront(QueuedRequest),
+    /// Put a request back in its place by queue time (its launch could not be handed on).
+    Requeue(QueuedRequest),
     /// The first `n` requests, oldest first, without removing them.
     Peek(usize, RpcReplyPort<Vec<QueuedRequest>>),
     /// Remove one request (taken by Intake, or withdrawn by Stop); `None` if it is no longer queued.
     Take(EgressId, RpcReplyPort<Option<QueuedRequest>>),
     /// Remove and return everything (node shutdown).
     Drain(RpcReplyPort<Vec<QueuedRequest>>),
+}
+
+impl QueueState {
+    fn requeue(&mut self, item: QueuedRequest) {
+        let at = self
+            .items
+            .iter()
+            .position(|q| q.queued_at > item.queued_at)
+            .unwrap_or(self.items.len());
+        self.items.insert(at, item);
+    }
 }
 
 impl Actor for QueueActor {
@@ -61,7 +72,7 @@ impl Actor for QueueActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             QueueMessage::Push(item) => state.items.push_back(item),
-            QueueMessage::PushFront(item) => state.items.push_front(item),
+            QueueMessage::Requeue(item) => state.requeue(item),
             QueueMessage::Peek(n, reply) => {
                 let _ = reply.send(state.items.iter().take(n).cloned().collect());
             }
@@ -71,7 +82,10 @@ impl Actor for QueueActor {
                     .iter()
                     .position(|q| q.egress_id == id)
                     .and_then(|i| state.items.remove(i));
-                let _ = reply.send(taken);
+                // A caller that gave up waiting must not make the request vanish.
+                if let Err(ractor::MessagingErr::SendErr(Some(item))) = reply.send(taken) {
+                    state.requeue(item);
+                }
             }
             QueueMessage::Drain(reply) => {
                 let _ = reply.send(state.items.drain(..).collect());

@@ -20,6 +20,9 @@ use tokio::time::Instant;
 
 use crate::request::{redact_url, EgressRequest, Output, Source};
 
+/// How long setting the pipeline to NULL may take at the end.
+const NULL_TIMEOUT: Duration = Duration::from_secs(5);
+
 const WEB_UNSUPPORTED: &str = "web sources need Chromium; not built yet";
 
 /// Why a pipeline could not be built, started or finished. No variant carries a secret: text that may quote a
@@ -102,9 +105,13 @@ pub async fn run(
     )
     .await;
 
-    // NULL can wait on streaming threads (a sink stuck in a network call), so not on the runtime thread.
+    // NULL can wait on streaming threads (a sink stuck in a network call), so not on the runtime thread, and
+    // not for ever: the report (and the process exit after it) must not hang on one stuck element.
     if let Some(pipeline) = guard.0.take() {
-        let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+        let null = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null));
+        if tokio::time::timeout(NULL_TIMEOUT, null).await.is_err() {
+            tracing::warn!(timeout = ?NULL_TIMEOUT, "Pipeline did not reach NULL in time; going on without it.");
+        }
     }
     let duration = result?;
     let size_bytes = req.outputs.iter().map(output::written_bytes).sum();
