@@ -85,54 +85,87 @@ fn handler_that_stops_answering_is_killed_unresponsive() {
     assert_eq!(node.http_get("/readyz").0, 200);
 }
 
+/// Starts a no-pipeline egress with extra fault flags.
+fn start_quiet(node: &Node, file: &str, extra: &[&str]) -> String {
+    let mut args = vec!["--source", "test", "--file", file, "--fault-no-pipeline"];
+    args.extend_from_slice(extra);
+    node.start_egress(&args)
+}
+
 #[test]
-fn handler_burning_cpu_past_the_threshold_is_killed_cpu() {
+fn the_egress_most_above_its_cost_is_killed_cpu_and_a_bystander_goes_on() {
     let node = Node::start(&[
         ("EGRESS_MONITOR_KILL_CPU_THRESHOLD", "0.6"),
         ("EGRESS_MONITOR_KILL_CPU_AFTER_SECS", "2"),
         ("EGRESS_MONITOR_SAMPLE_INTERVAL_MS", "250"),
     ]);
+    let bystander = start_quiet(&node, "calm.mp4", &[]);
+    node.wait_status(&bystander, &["ACTIVE"], Duration::from_secs(10));
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
         .to_string();
-    let id = node.start_egress(&[
-        "--source",
-        "test",
-        "--file",
-        "c.mp4",
-        "--preset",
-        "240p15",
-        "--fault-no-pipeline",
-        "--fault-burn-cpu",
-        &cores,
-    ]);
-    let info = node.wait_final(&id, Duration::from_secs(30));
+    let burner = start_quiet(&node, "c.mp4", &["--fault-burn-cpu", &cores]);
+    let info = node.wait_final(&burner, Duration::from_secs(30));
     assert_eq!(info["status"], "FAILED", "{info}");
     assert_eq!(info["result"], "killed_cpu");
     assert!(info["error"].as_str().unwrap().contains("CPU"), "{info}");
-    assert_one_result(&node, "killed_cpu");
+    assert_eq!(node.status(&bystander), "ACTIVE");
+    node.cli(&["stop", &bystander]);
+    assert_eq!(
+        node.wait_final(&bystander, Duration::from_secs(10))["result"],
+        "completed"
+    );
+    assert_eq!(node.result_count("killed_cpu"), 1.0);
 }
 
 #[test]
-fn handler_exceeding_memory_is_killed_oom() {
+fn the_largest_egress_over_the_memory_limit_is_killed_oom_and_a_smaller_one_goes_on() {
     let node = Node::start(&[
         ("EGRESS_MONITOR_MAX_MEMORY_BYTES", "200000000"),
         ("EGRESS_MONITOR_SAMPLE_INTERVAL_MS", "250"),
     ]);
-    let id = node.start_egress(&[
-        "--source",
-        "test",
-        "--file",
-        "m.mp4",
-        "--fault-no-pipeline",
-        "--fault-alloc-bytes",
-        "400000000",
-    ]);
-    let info = node.wait_final(&id, Duration::from_secs(30));
+    let small = start_quiet(&node, "small.mp4", &["--fault-alloc-bytes", "60000000"]);
+    node.wait_status(&small, &["ACTIVE"], Duration::from_secs(10));
+    let big = start_quiet(&node, "m.mp4", &["--fault-alloc-bytes", "400000000"]);
+    let info = node.wait_final(&big, Duration::from_secs(30));
     assert_eq!(info["status"], "FAILED", "{info}");
     assert_eq!(info["result"], "killed_oom");
-    assert_one_result(&node, "killed_oom");
+    assert_eq!(node.status(&small), "ACTIVE");
+    node.cli(&["stop", &small]);
+    assert_eq!(
+        node.wait_final(&small, Duration::from_secs(10))["result"],
+        "completed"
+    );
+    assert_eq!(node.result_count("killed_oom"), 1.0);
+}
+
+#[test]
+fn a_pipeline_error_fails_with_the_reason() {
+    let node = Node::start(&[]);
+    std::fs::create_dir_all(&node.output_root).unwrap();
+    // A regular file where the output's directory should be.
+    std::fs::write(node.output_root.join("blocked"), b"x").unwrap();
+    let out = node.cli(&[
+        "start",
+        "--source",
+        "test",
+        "--duration",
+        "1",
+        "--file",
+        "blocked/x.mp4",
+        "--wait",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["status"], "FAILED", "{info}");
+    assert_eq!(info["result"], "pipeline_error");
+    assert!(
+        info["error"].as_str().unwrap().contains("blocked"),
+        "{info}"
+    );
+    assert_one_result(&node, "pipeline_error");
 }
 
 #[test]

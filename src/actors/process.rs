@@ -228,9 +228,14 @@ impl Actor for ProcessActor {
                 state.run_open = false;
                 if state.exit.is_some() {
                     self.finish(&myself, state);
+                } else if state.report.is_some() {
+                    // It reported its end and is exiting; a backstop in case it never does.
+                    myself.send_after(
+                        Duration::from_secs(self.cfg.handler.stop_grace_secs),
+                        || ProcessMessage::EscalateTerm,
+                    );
                 } else {
-                    // The handler is done with its egress (or its stream broke) but has not exited: make sure
-                    // it does, through the usual graces.
+                    // The stream broke without a report while the child lives on: end it through the usual graces.
                     self.request_end(&myself, state);
                 }
             }
