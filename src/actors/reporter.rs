@@ -242,3 +242,6 @@ impl ReporterActor {
         let _ = self.store.changes.send(changed);
     }
 }
+
+#[cfg(test)]
+mod tests;

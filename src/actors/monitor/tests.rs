@@ -22,3 +22,78 @@ fn cgroup_memory_limits_parse_and_unlimited_is_none() {
     assert_eq!(parse_memory_limit("max\n"), None);
     assert_eq!(parse_memory_limit("9223372036854771712"), None);
 }
+
+mod admission {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use ractor::Actor;
+
+    use crate::actors::call;
+    use crate::actors::monitor::{MonitorActor, MonitorMessage};
+    use crate::config::Config;
+    use crate::request::{EgressId, EgressType};
+
+    async fn monitor(cpus: f64, utilization: f64, cost: f64) -> ractor::ActorRef<MonitorMessage> {
+        let mut cfg = Config::default();
+        cfg.monitor.cpus = cpus;
+        cfg.monitor.max_cpu_utilization = utilization;
+        cfg.monitor.cpu_cost_test_cores = cost;
+        let (actor, _) = Actor::spawn(None, MonitorActor { cfg: Arc::new(cfg) }, ())
+            .await
+            .unwrap();
+        actor
+    }
+
+    async fn admit(m: &ractor::ActorRef<MonitorMessage>, id: &EgressId) -> bool {
+        call(m, "monitor", Duration::from_secs(1), |reply| {
+            MonitorMessage::Admit {
+                egress: id.clone(),
+                ty: EgressType::Test,
+                reply,
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_burst_never_overshoots_capacity_and_released_cost_is_reusable() {
+        // Capacity 2 × 0.75 = 1.5 cores; each test egress costs 0.5: exactly three fit.
+        let m = monitor(2.0, 0.75, 0.5).await;
+        let ids: Vec<EgressId> = (0..10).map(|_| EgressId::new()).collect();
+        let answers = futures::future::join_all(ids.iter().map(|id| admit(&m, id))).await;
+        assert_eq!(answers.iter().filter(|a| **a).count(), 3, "{answers:?}");
+        let (reserved, capacity) = call(
+            &m,
+            "monitor",
+            Duration::from_secs(1),
+            MonitorMessage::Ledger,
+        )
+        .await
+        .unwrap();
+        assert!(reserved <= capacity + 1e-9, "{reserved} > {capacity}");
+        assert!((reserved - 1.5).abs() < 1e-9);
+
+        let admitted = ids
+            .iter()
+            .zip(&answers)
+            .find(|(_, a)| **a)
+            .unwrap()
+            .0
+            .clone();
+        m.cast(MonitorMessage::Release(admitted)).unwrap();
+        let refused: Vec<&EgressId> = ids
+            .iter()
+            .zip(&answers)
+            .filter(|(_, a)| !**a)
+            .map(|(id, _)| id)
+            .collect();
+        assert!(
+            admit(&m, refused[0]).await,
+            "released cost is admitted again"
+        );
+        assert!(!admit(&m, refused[1]).await, "and nothing more");
+        m.stop(None);
+    }
+}
