@@ -1,5 +1,6 @@
 //! The node's small HTTP server: `/metrics` (rendered from the installed Prometheus recorder), `/healthz`,
-//! `/readyz`, and, only with `debug.fault_injection`, `POST /debug/crash/{actor}` for supervision tests.
+//! `/readyz`, and, only with `debug.fault_injection`, `POST /debug/crash/{actor}` and
+//! `POST /debug/crash-process/{egress_id}` for supervision tests.
 
 use std::time::Duration;
 
@@ -40,7 +41,9 @@ pub fn router(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if fault_injection {
-        router = router.route("/debug/crash/{actor}", post(crash));
+        router = router
+            .route("/debug/crash/{actor}", post(crash))
+            .route("/debug/crash-process/{egress_id}", post(crash_process));
     }
     router.with_state(HttpState {
         metrics,
@@ -73,6 +76,19 @@ async fn readyz(State(s): State<HttpState>) -> (StatusCode, &'static str) {
         (true, true) => (StatusCode::OK, "ready\n"),
         (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
         (false, true) => (StatusCode::SERVICE_UNAVAILABLE, "actors restarting\n"),
+    }
+}
+
+async fn crash_process(
+    State(s): State<HttpState>,
+    Path(egress_id): Path<String>,
+) -> (StatusCode, String) {
+    match s.node.cast(NodeMessage::CrashProcess(egress_id.into())) {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            "crashing the egress' ProcessActor\n".into(),
+        ),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
     }
 }
 

@@ -166,6 +166,48 @@ fn a_crashed_monitor_is_restarted_and_the_recording_completes() {
 }
 
 #[test]
+fn a_failed_process_actor_still_kills_its_handler_and_counts_one_result() {
+    let node = Node::start(&[]);
+    let id = node.start_egress(&[
+        "--source",
+        "test",
+        "--file",
+        "pa.mp4",
+        "--fault-no-pipeline",
+    ]);
+    node.wait_status(&id, &["ACTIVE"], Duration::from_secs(10));
+    let pid = node.handler_pid(&id);
+    assert_eq!(
+        http(&node.http, "POST", &format!("/debug/crash-process/{id}")).0,
+        202
+    );
+    let info = node.wait_final(&id, Duration::from_secs(10));
+    assert_eq!(info["status"], "FAILED", "{info}");
+    assert_eq!(info["result"], "process_error");
+    eventually(Duration::from_secs(5), "handler killed", || {
+        (!alive(pid)).then_some(())
+    });
+    let m = node.metrics();
+    assert_eq!(metric_sum(&m, "egress_handler_results_total"), 1.0);
+    assert_eq!(metric_sum(&m, "egress_handler_started_total"), 1.0);
+    assert_eq!(metric_sum(&m, "egress_active"), 0.0);
+    // The supervisor and the node go on.
+    let next = node.start_egress(&[
+        "--source",
+        "test",
+        "--duration",
+        "0.5",
+        "--file",
+        "pb.mp4",
+        "--fault-no-pipeline",
+    ]);
+    assert_eq!(
+        node.wait_final(&next, Duration::from_secs(10))["status"],
+        "COMPLETE"
+    );
+}
+
+#[test]
 fn debug_endpoints_are_refused_without_fault_injection() {
     let node = Node::start(&[("EGRESS_DEBUG_FAULT_INJECTION", "false")]);
     assert_eq!(http(&node.http, "POST", "/debug/crash/monitor").0, 404);

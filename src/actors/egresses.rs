@@ -70,6 +70,8 @@ pub enum EgressesMessage {
     CheckIdle,
     /// How many egresses are running.
     Count(RpcReplyPort<usize>),
+    /// Test-only: make one egress' ProcessActor fail.
+    CrashProcess(EgressId),
 }
 
 impl Actor for EgressSupervisor {
@@ -149,6 +151,15 @@ impl Actor for EgressSupervisor {
                 let _ = myself.cast(EgressesMessage::CheckIdle);
             }
             EgressesMessage::KillAll(reason) => self.kill_all(state, reason),
+            EgressesMessage::CrashProcess(egress) => {
+                if let Some(r) = state
+                    .by_egress
+                    .get(&egress)
+                    .and_then(|id| state.running.get(id))
+                {
+                    let _ = r.process.cast(ProcessMessage::Crash);
+                }
+            }
             EgressesMessage::Count(reply) => {
                 let _ = reply.send(state.running.len());
             }

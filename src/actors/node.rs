@@ -74,6 +74,8 @@ pub enum NodeMessage {
     Restart(ChildKind),
     /// Test-only (debug.fault_injection): make a child actor fail.
     Crash(ChildKind),
+    /// Test-only (debug.fault_injection): make one egress' ProcessActor fail.
+    CrashProcess(crate::request::EgressId),
 }
 
 impl Actor for NodeSupervisor {
@@ -171,6 +173,12 @@ impl Actor for NodeSupervisor {
                             }
                         }
                     }
+                }
+            }
+            NodeMessage::CrashProcess(egress) => {
+                warn!(egress_id = %egress, "Crashing a ProcessActor on request (fault injection).");
+                if let Some(e) = &state.egresses {
+                    let _ = e.cast(EgressesMessage::CrashProcess(egress));
                 }
             }
             NodeMessage::Crash(kind) => {

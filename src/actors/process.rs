@@ -135,6 +135,9 @@ pub enum ProcessMessage {
     ChildExited(Option<ExitStatus>),
     /// The `Run` stream did not close soon after the exit: finish without the report.
     FinishNow,
+    /// Test-only (debug.fault_injection): make this actor fail, to prove a failed ProcessActor still yields
+    /// exactly one result.
+    Crash,
     /// SIGKILL was sent a while ago and the child still has not been reaped (e.g. stuck in the kernel):
     /// finish without its exit status rather than hold up the node.
     GiveUp,
@@ -317,6 +320,7 @@ impl Actor for ProcessActor {
                 }
             }
             ProcessMessage::FinishNow => self.finish(&myself, state),
+            ProcessMessage::Crash => return Err("crash requested (fault injection)".into()),
             ProcessMessage::GiveUp => {
                 if state.exit.is_none() {
                     error!(egress_id = %state.egress, pgid = ?state.pgid, "Handler not reaped after SIGKILL; giving up on it.");
