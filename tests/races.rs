@@ -88,11 +88,18 @@ fn launch(node: &Node, i: usize, action: Action, real_pipeline: bool, rng: &mut 
 
 /// Carries out `action` on a running egress (in its own thread).
 fn act(api: String, log: std::path::PathBuf, id: String, action: Action) {
+    // A Stop refused while the Reporter restarts (the API answers "unavailable") is sent again, as a client would.
     let stop = |id: &str| {
-        let _ = std::process::Command::new(BIN)
-            .args(["stop", id])
-            .env("EGRESS_API", &api)
-            .output();
+        for _ in 0..50 {
+            let out = std::process::Command::new(BIN)
+                .args(["stop", id])
+                .env("EGRESS_API", &api)
+                .output();
+            if out.is_ok_and(|o| o.status.success()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     };
     let handler_pid = |id: &str| -> Option<i32> {
         let text = std::fs::read_to_string(&log).ok()?;
@@ -204,6 +211,15 @@ fn many_egresses_racing_stops_kills_and_crashes_each_get_one_result() {
     let mut rng = Rng::seeded();
     let node = Node::start(&RACE_ENV);
     let (ids, threads) = start_racing(&node, &mut rng, 40, 8);
+    // While the actions run, the Reporter and the Monitor crash and are restarted: no status and no result may
+    // be lost on the way.
+    std::thread::sleep(Duration::from_millis(rng.below(500)));
+    for actor in ["reporter", "monitor"] {
+        assert_eq!(
+            http(&node.http, "POST", &format!("/debug/crash/{actor}")).0,
+            202
+        );
+    }
     for t in threads {
         t.join().unwrap();
     }

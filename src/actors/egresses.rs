@@ -16,11 +16,14 @@ use super::node::NodeMessage;
 use super::process::{signal_group, ProcessActor, ProcessArgs, ProcessMessage};
 use super::queue::QueuedRequest;
 use super::reporter::{ReporterMessage, StatusUpdate};
-use super::PeersRx;
+use super::{call, PeersRx};
 use crate::config::Config;
 use crate::metrics;
 use crate::outcome::{KillReason, Status};
 use crate::request::{EgressId, EgressType};
+
+/// How long the Reporter may take to acknowledge a batch of status updates.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a Stop for an egress that has left the queue but not yet reached us is remembered.
 const PENDING_STOP_TTL: Duration = Duration::from_secs(30);
@@ -47,6 +50,8 @@ pub struct EgressesState {
     backlog: VecDeque<StatusUpdate>,
     draining: bool,
     idle_reported: bool,
+    /// A batch of the backlog is on its way to the Reporter.
+    delivering: bool,
 }
 
 pub enum EgressesMessage {
@@ -72,6 +77,8 @@ pub enum EgressesMessage {
     Count(RpcReplyPort<usize>),
     /// Test-only: make one egress' ProcessActor fail.
     CrashProcess(EgressId),
+    /// The Reporter applied the first `n` backlogged updates (0: delivery failed; retried on `Flush`).
+    Delivered(usize),
 }
 
 impl Actor for EgressSupervisor {
@@ -123,14 +130,22 @@ impl Actor for EgressSupervisor {
             }
             EgressesMessage::Status(update) => {
                 state.backlog.push_back(update);
-                self.flush(state);
+                self.flush(&myself, state);
             }
             EgressesMessage::Flush => {
-                self.flush(state);
+                self.flush(&myself, state);
                 // Through the mailbox, behind any final status still in it (see `ended`).
                 let _ = myself.cast(EgressesMessage::CheckIdle);
             }
-            EgressesMessage::CheckIdle => self.check_idle(state),
+            EgressesMessage::CheckIdle => self.check_idle(&myself, state),
+            EgressesMessage::Delivered(n) => {
+                state.delivering = false;
+                state.backlog.drain(..n.min(state.backlog.len()));
+                if n > 0 {
+                    self.flush(&myself, state);
+                }
+                let _ = myself.cast(EgressesMessage::CheckIdle);
+            }
             EgressesMessage::ResyncMonitor => {
                 for r in state.running.values() {
                     self.track(r);
@@ -209,7 +224,7 @@ impl EgressSupervisor {
             let mut update = StatusUpdate::new(egress, status);
             update.error = Some(why.into());
             state.backlog.push_back(update);
-            self.flush(state);
+            self.flush(&myself, state);
             return;
         }
         metrics::queue_wait(item.queued_at.elapsed().as_secs_f64());
@@ -244,7 +259,7 @@ impl EgressSupervisor {
                 let mut update = StatusUpdate::new(egress, Status::Failed);
                 update.error = Some(format!("cannot start: {e}"));
                 state.backlog.push_back(update);
-                self.flush(state);
+                self.flush(&myself, state);
             }
         }
     }
@@ -297,32 +312,46 @@ impl EgressSupervisor {
     }
 
     /// During a drain, once nothing runs and every final status is with the Reporter, tell the node (once).
-    fn check_idle(&self, state: &mut EgressesState) {
+    fn check_idle(&self, myself: &ActorRef<EgressesMessage>, state: &mut EgressesState) {
         if !state.draining || state.idle_reported || !state.running.is_empty() {
             return;
         }
-        self.flush(state);
-        if state.backlog.is_empty() {
+        self.flush(myself, state);
+        if state.backlog.is_empty() && !state.delivering {
             state.idle_reported = true;
             let _ = self.node.cast(NodeMessage::EgressesIdle);
         }
     }
 
-    /// Delivers backlogged status updates in order; stops at the first the Reporter cannot take.
-    fn flush(&self, state: &mut EgressesState) {
+    /// Delivers the backlog to the Reporter in order, one batch at a time, in a task that waits for the
+    /// Reporter's acknowledgement: an update leaves the backlog only once it was applied, so a Reporter that
+    /// crashes with updates in its mailbox loses none (they are sent again; applying is idempotent).
+    fn flush(&self, myself: &ActorRef<EgressesMessage>, state: &mut EgressesState) {
+        metrics::status_backlog(state.backlog.len());
+        if state.delivering || state.backlog.is_empty() {
+            return;
+        }
         let Some(reporter) = self.peers.borrow().as_ref().map(|p| p.reporter.clone()) else {
             return;
         };
-        while let Some(update) = state.backlog.pop_front() {
-            if let Err(e) = reporter.cast(ReporterMessage::Update(update)) {
-                warn!(error = %e, backlog = state.backlog.len() + 1, "Reporter unavailable; keeping status updates.");
-                if let ractor::MessagingErr::SendErr(ReporterMessage::Update(u)) = e {
-                    state.backlog.push_front(u);
+        state.delivering = true;
+        let batch: Vec<StatusUpdate> = state.backlog.iter().cloned().collect();
+        let me = myself.clone();
+        tokio::spawn(async move {
+            let n = batch.len();
+            let delivered = match call(&reporter, "reporter", DELIVERY_TIMEOUT, |r| {
+                ReporterMessage::Apply(batch, r)
+            })
+            .await
+            {
+                Ok(()) => n,
+                Err(e) => {
+                    warn!(error = %e, backlog = n, "Reporter unavailable; keeping status updates.");
+                    0
                 }
-                break;
-            }
-        }
-        metrics::status_backlog(state.backlog.len());
+            };
+            let _ = me.cast(EgressesMessage::Delivered(delivered));
+        });
     }
 
     fn peer<T>(&self, f: impl FnOnce(&super::Peers) -> Option<T>) -> Option<T> {

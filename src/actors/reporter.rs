@@ -134,8 +134,10 @@ pub struct ReporterActor {
 pub enum ReporterMessage {
     /// A new request was accepted and queued.
     Queued(EgressRecord, RpcReplyPort<()>),
-    /// A status transition; stale or backward transitions (after a final status) are ignored.
+    /// A status transition; repeated, backward and post-final transitions are ignored.
     Update(StatusUpdate),
+    /// Transitions in order, acknowledged once all are applied (so the sender can retry after a crash).
+    Apply(Vec<StatusUpdate>, RpcReplyPort<()>),
     /// One egress.
     Get(EgressId, RpcReplyPort<Option<EgressRecord>>),
     /// Every egress, oldest first.
@@ -178,6 +180,12 @@ impl Actor for ReporterActor {
                 let _ = reply.send(());
             }
             ReporterMessage::Update(update) => self.apply(update),
+            ReporterMessage::Apply(updates, reply) => {
+                for update in updates {
+                    self.apply(update);
+                }
+                let _ = reply.send(());
+            }
             ReporterMessage::Get(id, reply) => {
                 let _ = reply.send(self.store.records().get(&id).cloned());
             }
@@ -208,8 +216,9 @@ impl ReporterActor {
                 debug!(egress_id = %update.egress_id, "Status update for an unknown egress ignored.");
                 return;
             };
+            // `<=`: a batch delivered again after a Reporter crash repeats transitions already applied.
             if record.status.is_final()
-                || (update.status < record.status && !update.status.is_final())
+                || (update.status <= record.status && !update.status.is_final())
             {
                 debug!(egress_id = %update.egress_id, from = record.status.as_str(), to = update.status.as_str(),
                     "Stale status update ignored.");
