@@ -157,7 +157,8 @@ impl Egress for Api {
         if withdrawn.is_some() {
             let mut update = StatusUpdate::new(id.clone(), outcome::Status::Aborted);
             update.error = Some("stopped while queued".into());
-            let _ = peers.reporter.cast(ReporterMessage::Update(update));
+            // Through the EgressSupervisor's acknowledged delivery, like every other transition.
+            let _ = peers.egresses.cast(EgressesMessage::Status(update));
             info!(egress_id = %id, "Queued egress withdrawn.");
         } else {
             peers

@@ -224,7 +224,7 @@ impl EgressSupervisor {
             let mut update = StatusUpdate::new(egress, status);
             update.error = Some(why.into());
             state.backlog.push_back(update);
-            self.flush(&myself, state);
+            self.flush(myself, state);
             return;
         }
         metrics::queue_wait(item.queued_at.elapsed().as_secs_f64());
@@ -259,7 +259,7 @@ impl EgressSupervisor {
                 let mut update = StatusUpdate::new(egress, Status::Failed);
                 update.error = Some(format!("cannot start: {e}"));
                 state.backlog.push_back(update);
-                self.flush(&myself, state);
+                self.flush(myself, state);
             }
         }
     }

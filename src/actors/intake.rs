@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use super::egresses::EgressesMessage;
 use super::monitor::MonitorMessage;
 use super::queue::QueueMessage;
-use super::reporter::{ReporterMessage, StatusUpdate};
+use super::reporter::StatusUpdate;
 use super::{call, CallError, Peers, PeersRx};
 use crate::config::Config;
 use crate::outcome::Status;
@@ -141,7 +141,8 @@ async fn round(peers: &Peers, max_wait: Duration) -> Result<bool, CallError> {
                     "not admitted within queue.max_wait_secs ({} s): node at capacity",
                     max_wait.as_secs()
                 ));
-                let _ = peers.reporter.cast(ReporterMessage::Update(update));
+                // Through the EgressSupervisor's acknowledged delivery, like every other transition.
+                let _ = peers.egresses.cast(EgressesMessage::Status(update));
             }
             continue;
         }

@@ -363,25 +363,26 @@ impl NodeSupervisor {
         if let Some(intake) = &state.intake {
             let _ = intake.cast(IntakeMessage::Pause);
         }
-        // Requests still queued in the embedded queue cannot outlive this process: end them with a reason.
-        if let (Some(queue), Some(reporter)) = (state.queue.clone(), state.reporter.clone()) {
-            tokio::spawn(async move {
+        // Requests still queued in the embedded queue cannot outlive this process: end them with a reason, and
+        // only then start the drain, so their final statuses are delivered before the node reports idle.
+        let (queue, egresses) = (state.queue.clone(), state.egresses.clone());
+        tokio::spawn(async move {
+            let Some(egresses) = egresses else {
+                warn!("No egress supervisor to drain.");
+                return;
+            };
+            if let Some(queue) = queue {
                 if let Ok(items) =
                     call(&queue, "queue", Duration::from_secs(2), QueueMessage::Drain).await
                 {
                     for item in items {
                         let mut update = StatusUpdate::new(item.egress_id, Status::Aborted);
                         update.error = Some("node shut down before it was launched".into());
-                        let _ = reporter.cast(ReporterMessage::Update(update));
+                        let _ = egresses.cast(EgressesMessage::Status(update));
                     }
                 }
-            });
-        }
-        match &state.egresses {
-            Some(e) => {
-                let _ = e.cast(EgressesMessage::Drain { timeout });
             }
-            None => warn!("No egress supervisor to drain."),
-        }
+            let _ = egresses.cast(EgressesMessage::Drain { timeout });
+        });
     }
 }

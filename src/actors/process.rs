@@ -674,9 +674,14 @@ impl Drop for ProcessState {
             let mut update = StatusUpdate::new(self.egress.clone(), Status::Failed);
             update.result = Some(HandlerResult::ProcessError);
             update.error = Some("the node lost track of this handler".into());
-            let _ = peers
-                .reporter
-                .cast(super::reporter::ReporterMessage::Update(update));
+            // The supervisor may be the one that died (taking this actor with it): then straight to the Reporter.
+            if let Err(ractor::MessagingErr::SendErr(EgressesMessage::Status(update))) =
+                peers.egresses.cast(EgressesMessage::Status(update))
+            {
+                let _ = peers
+                    .reporter
+                    .cast(super::reporter::ReporterMessage::Update(update));
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
