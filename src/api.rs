@@ -157,8 +157,15 @@ impl Egress for Api {
         if withdrawn.is_some() {
             let mut update = StatusUpdate::new(id.clone(), outcome::Status::Aborted);
             update.error = Some("stopped while queued".into());
-            // Through the EgressSupervisor's acknowledged delivery, like every other transition.
-            let _ = peers.egresses.cast(EgressesMessage::Status(update));
+            // Applied before answering, so the reply shows ABORTED; nobody else updates a withdrawn request.
+            if let Err(e) = call(&peers.reporter, "reporter", CALL_TIMEOUT, |r| {
+                ReporterMessage::Apply(vec![update.clone()], r)
+            })
+            .await
+            {
+                tracing::warn!(egress_id = %id, error = %e, "Reporter busy; status goes through the backlog.");
+                let _ = peers.egresses.cast(EgressesMessage::Status(update));
+            }
             info!(egress_id = %id, "Queued egress withdrawn.");
         } else {
             peers

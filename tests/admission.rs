@@ -83,7 +83,13 @@ fn a_queued_request_past_its_deadline_fails_with_the_reason_and_stop_withdraws_o
     );
     let withdrawn =
         node.start_egress(&["--source", "test", "--file", "w.mp4", "--fault-no-pipeline"]);
-    assert!(node.cli(&["stop", &withdrawn]).status.success());
+    let out = node.cli(&["stop", &withdrawn]);
+    assert!(out.status.success());
+    // The answer to Stop already shows the withdrawn request's final status.
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{withdrawn} ABORTED")
+    );
     assert_eq!(
         node.wait_final(&withdrawn, Duration::from_secs(5))["status"],
         "ABORTED"

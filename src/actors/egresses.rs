@@ -22,6 +22,9 @@ use crate::metrics;
 use crate::outcome::{KillReason, Status};
 use crate::request::{EgressId, EgressType};
 
+/// The most status updates sent to the Reporter in one acknowledged batch.
+const MAX_BATCH: usize = 256;
+
 /// How long the Reporter may take to acknowledge a batch of status updates.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -276,9 +279,16 @@ impl EgressSupervisor {
         };
         state.by_egress.remove(&r.egress);
         if let Some(err) = failure {
-            // Its state's Drop killed the child, counted the one result and sent the final status.
+            // Its state's Drop killed the child and counted the one result. ractor tells us before that Drop
+            // runs, so the final status the Drop sends may come after an idle check: queue the same status here
+            // (the Reporter ignores whichever arrives second).
             error!(egress_id = %r.egress, error = %err, "ProcessActor failed; its handler was killed.");
             signal_group(r.pgid, nix::sys::signal::Signal::SIGKILL);
+            let mut update = StatusUpdate::new(r.egress.clone(), Status::Failed);
+            update.result = Some(crate::outcome::HandlerResult::ProcessError);
+            update.error = Some("the node lost track of this handler".into());
+            state.backlog.push_back(update);
+            self.flush(myself, state);
         }
         self.peer(|p| {
             let _ = p.monitor.cast(MonitorMessage::Forget(r.egress.clone()));
@@ -335,7 +345,7 @@ impl EgressSupervisor {
             return;
         };
         state.delivering = true;
-        let batch: Vec<StatusUpdate> = state.backlog.iter().cloned().collect();
+        let batch: Vec<StatusUpdate> = state.backlog.iter().take(MAX_BATCH).cloned().collect();
         let me = myself.clone();
         tokio::spawn(async move {
             let n = batch.len();

@@ -346,10 +346,13 @@ impl NodeSupervisor {
 
     fn drain(&self, state: &mut NodeState, timeout: Duration) {
         if state.draining {
-            // A second signal during a drain: do not wait any longer.
+            // A second signal during a drain: do not wait any longer. (KillAll, not another Drain: idle must
+            // still wait for the first Drain, which follows the queued requests' final statuses.)
             if timeout.is_zero() {
                 if let Some(e) = &state.egresses {
-                    let _ = e.cast(EgressesMessage::Drain { timeout });
+                    let _ = e.cast(EgressesMessage::KillAll(
+                        crate::outcome::KillReason::Shutdown,
+                    ));
                 }
             }
             return;
