@@ -19,10 +19,7 @@ use common::*;
 use egress::proto::{self, egress_client::EgressClient};
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let which = args.first().map(String::as_str).unwrap_or("all");
     let n = args.get(1).and_then(|s| s.parse().ok());
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -35,9 +32,7 @@ fn main() {
             rt.block_on(control_plane(500));
             pipeline_overhead(60);
         }
-        other => eprintln!(
-            "unknown benchmark {other:?}: start-latency | pipeline-overhead | control-plane | all"
-        ),
+        other => eprintln!("unknown benchmark {other:?}: start-latency | pipeline-overhead | control-plane | all"),
     }
 }
 
@@ -54,14 +49,9 @@ fn test_request(file: &str, preset: &str, no_pipeline: bool) -> proto::StartRequ
     proto::StartRequest {
         source: "test".into(),
         duration_secs: None,
-        outputs: vec![proto::Output {
-            kind: Some(proto::output::Kind::File(file.into())),
-        }],
+        outputs: vec![proto::Output { kind: Some(proto::output::Kind::File(file.into())) }],
         preset: preset.into(),
-        fault: no_pipeline.then(|| proto::FaultInjection {
-            no_pipeline: true,
-            ..Default::default()
-        }),
+        fault: no_pipeline.then(|| proto::FaultInjection { no_pipeline: true, ..Default::default() }),
     }
 }
 
@@ -70,20 +60,10 @@ async fn wait_for(
     id: &str,
     wanted: &[proto::Status],
 ) -> proto::Status {
-    let mut stream = client
-        .watch(proto::GetRequest {
-            egress_id: id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = client.watch(proto::GetRequest { egress_id: id.into() }).await.unwrap().into_inner();
     while let Some(info) = stream.message().await.unwrap() {
         let s = status_of(&info);
-        if wanted.contains(&s)
-            || matches!(
-                s,
-                proto::Status::Complete | proto::Status::Failed | proto::Status::Aborted
-            )
+        if wanted.contains(&s) || matches!(s, proto::Status::Complete | proto::Status::Failed | proto::Status::Aborted)
         {
             return s;
         }
@@ -92,28 +72,16 @@ async fn wait_for(
 }
 
 async fn start_latency(n: usize) {
-    let node = Node::start(&[
-        ("EGRESS_DEBUG_FAULT_INJECTION", "false"),
-        ("RUST_LOG", "warn"),
-    ]);
+    let node = Node::start(&[("EGRESS_DEBUG_FAULT_INJECTION", "false"), ("RUST_LOG", "warn")]);
     let mut client = EgressClient::connect(node.api.clone()).await.unwrap();
     let mut samples = Vec::with_capacity(n);
     for i in 0..n {
         let t0 = Instant::now();
-        let info = client
-            .start(test_request(&format!("lat{i}.mp4"), "360p30", false))
-            .await
-            .unwrap()
-            .into_inner();
+        let info = client.start(test_request(&format!("lat{i}.mp4"), "360p30", false)).await.unwrap().into_inner();
         let s = wait_for(&mut client, &info.egress_id, &[proto::Status::Active]).await;
         samples.push(t0.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(s, proto::Status::Active, "start {i} did not become active");
-        client
-            .stop(proto::StopRequest {
-                egress_id: info.egress_id.clone(),
-            })
-            .await
-            .unwrap();
+        client.stop(proto::StopRequest { egress_id: info.egress_id.clone() }).await.unwrap();
         let end = wait_for(&mut client, &info.egress_id, &[]).await;
         assert_eq!(end, proto::Status::Complete);
     }
@@ -126,7 +94,8 @@ async fn start_latency(n: usize) {
         percentile(&sorted, 0.99),
         sorted[0],
         sorted[sorted.len() - 1],
-        metric_value(&metrics, "egress_handler_results_total", &[("type", "test"), ("result", "completed")]).unwrap_or(0.0)
+        metric_value(&metrics, "egress_handler_results_total", &[("type", "test"), ("result", "completed")])
+            .unwrap_or(0.0)
     );
 }
 
@@ -168,11 +137,7 @@ fn run_egress(secs: u64) -> (f64, f64, f64) {
         "720p30",
         "--wait",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let node_only = process_cpu_secs(node.pid());
     let dur = discover(&node.output_root.join("egress.mp4")).duration_secs;
     node.signal(SIGTERM);
@@ -188,20 +153,8 @@ fn run_gst_launch(secs: u64, dir: &std::path::Path) -> (f64, f64) {
     let before = children_cpu_secs();
     let status = Command::new("gst-launch-1.0")
         .args(["-q", "-e"])
-        .args([
-            "videotestsrc",
-            "is-live=true",
-            "pattern=smpte",
-            &format!("num-buffers={frames}"),
-        ])
-        .args([
-            "!",
-            "video/x-raw,width=1280,height=720,framerate=30/1",
-            "!",
-            "queue",
-            "!",
-            "videoconvert",
-        ])
+        .args(["videotestsrc", "is-live=true", "pattern=smpte", &format!("num-buffers={frames}")])
+        .args(["!", "video/x-raw,width=1280,height=720,framerate=30/1", "!", "queue", "!", "videoconvert"])
         .args([
             "!",
             "video/x-raw,format=I420",
@@ -211,47 +164,12 @@ fn run_gst_launch(secs: u64, dir: &std::path::Path) -> (f64, f64) {
             "speed-preset=veryfast",
             "tune=zerolatency",
         ])
-        .args([
-            "key-int-max=60",
-            "!",
-            "h264parse",
-            "!",
-            "queue",
-            "!",
-            "mp4mux",
-            "name=mux",
-            "!",
-            "filesink",
-        ])
+        .args(["key-int-max=60", "!", "h264parse", "!", "queue", "!", "mp4mux", "name=mux", "!", "filesink"])
         .arg(format!("location={}", file.display()))
-        .args([
-            "audiotestsrc",
-            "is-live=true",
-            "wave=sine",
-            "freq=440",
-            "volume=0.3",
-            "samplesperbuffer=1600",
-        ])
+        .args(["audiotestsrc", "is-live=true", "wave=sine", "freq=440", "volume=0.3", "samplesperbuffer=1600"])
         .arg(format!("num-buffers={frames}"))
-        .args([
-            "!",
-            "audio/x-raw,rate=48000,channels=2",
-            "!",
-            "audioconvert",
-            "!",
-            "audioresample",
-        ])
-        .args([
-            "!",
-            "avenc_aac",
-            "bitrate=128000",
-            "!",
-            "aacparse",
-            "!",
-            "queue",
-            "!",
-            "mux.",
-        ])
+        .args(["!", "audio/x-raw,rate=48000,channels=2", "!", "audioconvert", "!", "audioresample"])
+        .args(["!", "avenc_aac", "bitrate=128000", "!", "aacparse", "!", "queue", "!", "mux."])
         .stdout(Stdio::null())
         .status()
         .unwrap();
@@ -264,24 +182,8 @@ fn run_ffmpeg(secs: u64, dir: &std::path::Path) -> (f64, f64) {
     let file = dir.join("ffmpeg.mp4");
     let before = children_cpu_secs();
     let status = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "smptebars=size=1280x720:rate=30",
-        ])
-        .args([
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ])
+        .args(["-nostdin", "-loglevel", "error", "-y", "-re", "-f", "lavfi", "-i", "smptebars=size=1280x720:rate=30"])
+        .args(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args([
             "-t",
             &secs.to_string(),
@@ -294,9 +196,7 @@ fn run_ffmpeg(secs: u64, dir: &std::path::Path) -> (f64, f64) {
             "-b:v",
             "3000k",
         ])
-        .args([
-            "-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ac", "2",
-        ])
+        .args(["-g", "60", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ac", "2"])
         .arg(&file)
         .status()
         .unwrap();
@@ -315,10 +215,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn pipeline_overhead(secs: u64) {
-    let rounds: usize = std::env::var("EGRESS_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
+    let rounds: usize = std::env::var("EGRESS_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
     let dir = tempfile::tempdir().unwrap();
     println!("pipeline-overhead: {secs} s of 1280x720@30 H.264 + AAC, {rounds} rounds, CPU-seconds (user+system)");
     let (mut vs_gst, mut vs_ff) = (Vec::new(), Vec::new());
@@ -339,20 +236,14 @@ fn pipeline_overhead(secs: u64) {
         vs_gst.push(e.0 / g.0);
         vs_ff.push(e.0 / f.0);
     }
-    println!(
-        "  median ratio egress / gst-launch = {:.3}; egress / ffmpeg = {:.3}",
-        median(vs_gst),
-        median(vs_ff)
-    );
+    println!("  median ratio egress / gst-launch = {:.3}; egress / ffmpeg = {:.3}", median(vs_gst), median(vs_ff));
 }
 
 fn rss_kib(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -370,26 +261,14 @@ async fn control_plane(n: usize) {
     let t0 = Instant::now();
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let info = client
-            .start(test_request(&format!("cp{i}.mp4"), "240p15", true))
-            .await
-            .unwrap()
-            .into_inner();
+        let info = client.start(test_request(&format!("cp{i}.mp4"), "240p15", true)).await.unwrap().into_inner();
         ids.push(info.egress_id);
     }
     let accepted = t0.elapsed();
     // All ACTIVE in the status store (reported by each handler over IPC), not just launched.
     let active = loop {
-        let list = client
-            .list(proto::ListRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .items;
-        let active = list
-            .iter()
-            .filter(|i| status_of(i) == proto::Status::Active)
-            .count();
+        let list = client.list(proto::ListRequest {}).await.unwrap().into_inner().items;
+        let active = list.iter().filter(|i| status_of(i) == proto::Status::Active).count();
         if active == n || t0.elapsed() > Duration::from_secs(600) {
             break active;
         }
@@ -401,14 +280,7 @@ async fn control_plane(n: usize) {
         .log_text()
         .lines()
         .filter(|l| l.contains("Handler launched."))
-        .filter_map(|l| {
-            l.split("pid=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
+        .filter_map(|l| l.split("pid=").nth(1)?.split_whitespace().next()?.parse().ok())
         .collect();
     let handlers_rss_mib = handler_pids.iter().map(|p| rss_kib(*p)).sum::<u64>() as f64 / 1024.0;
     let t1 = Instant::now();
@@ -416,14 +288,9 @@ async fn control_plane(n: usize) {
     let code = node.wait_exit(Duration::from_secs(600));
     let shutdown = t1.elapsed();
     let log = node.log_text();
-    let results = log
-        .lines()
-        .filter(|l| l.contains("Handler exited."))
-        .count();
-    let completed_or_killed = log
-        .lines()
-        .filter(|l| l.contains("Handler exited.") && l.contains("killed_shutdown"))
-        .count();
+    let results = log.lines().filter(|l| l.contains("Handler exited.")).count();
+    let completed_or_killed =
+        log.lines().filter(|l| l.contains("Handler exited.") && l.contains("killed_shutdown")).count();
     println!("control-plane: {n} concurrent no-pipeline egresses");
     println!(
         "  accepted all {n} starts in {:.2} s; all ACTIVE after {:.2} s ({active} ACTIVE in List)",
@@ -440,7 +307,10 @@ async fn control_plane(n: usize) {
         handler_pids.len(),
         handlers_rss_mib / handler_pids.len().max(1) as f64
     );
-    println!("  SIGINT → node exit {:.2} s (exit code {code:?}); results {results} ({completed_or_killed} killed_shutdown)", shutdown.as_secs_f64());
+    println!(
+        "  SIGINT → node exit {:.2} s (exit code {code:?}); results {results} ({completed_or_killed} killed_shutdown)",
+        shutdown.as_secs_f64()
+    );
     assert_eq!(results, n, "exactly one result per handler");
     assert_eq!(ids.len(), n);
 }

@@ -37,28 +37,18 @@ impl Api {
         peers: PeersRx,
         health: watch::Receiver<NodeHealth>,
     ) -> Self {
-        Self {
-            cfg,
-            output_root,
-            peers,
-            health,
-        }
+        Self { cfg, output_root, peers, health }
     }
 
     fn peers(&self) -> Result<Peers, Status> {
-        self.peers
-            .borrow()
-            .clone()
-            .ok_or_else(|| Status::unavailable("node is starting"))
+        self.peers.borrow().clone().ok_or_else(|| Status::unavailable("node is starting"))
     }
 
     async fn record(&self, peers: &Peers, id: &EgressId) -> Result<EgressRecord, Status> {
-        call(&peers.reporter, "reporter", CALL_TIMEOUT, |r| {
-            ReporterMessage::Get(id.clone(), r)
-        })
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| Status::not_found(format!("no egress {id}")))
+        call(&peers.reporter, "reporter", CALL_TIMEOUT, |r| ReporterMessage::Get(id.clone(), r))
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| Status::not_found(format!("no egress {id}")))
     }
 }
 
@@ -72,15 +62,8 @@ fn invalid(e: RequestError) -> Status {
 
 fn egress_id(raw: &str) -> Result<EgressId, Status> {
     let raw = raw.trim();
-    if raw.is_empty()
-        || raw.len() > 64
-        || !raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        return Err(Status::invalid_argument(
-            "invalid egress_id: expected an id like EG_3f2a9c1d7b4e",
-        ));
+    if raw.is_empty() || raw.len() > 64 || !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(Status::invalid_argument("invalid egress_id: expected an id like EG_3f2a9c1d7b4e"));
     }
     Ok(EgressId::from(raw.to_string()))
 }
@@ -89,15 +72,9 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<proto::EgressInfo, Status>> 
 
 #[tonic::async_trait]
 impl Egress for Api {
-    async fn start(
-        &self,
-        request: Request<proto::StartRequest>,
-    ) -> Result<Response<proto::EgressInfo>, Status> {
+    async fn start(&self, request: Request<proto::StartRequest>) -> Result<Response<proto::EgressInfo>, Status> {
         let raw = request.into_inner();
-        let limits = Limits {
-            output_root: &self.output_root,
-            fault_injection: self.cfg.debug.fault_injection,
-        };
+        let limits = Limits { output_root: &self.output_root, fault_injection: self.cfg.debug.fault_injection };
         let parsed = EgressRequest::from_proto(&raw, &limits).map_err(invalid)?;
         let ty = parsed.egress_type();
         let cost = self.cfg.monitor.cpu_cost_cores(ty);
@@ -111,112 +88,72 @@ impl Egress for Api {
             )));
         }
         if !self.health.borrow().accepting {
-            return Err(Status::unavailable(
-                "node is draining or not ready; not accepting new egresses",
-            ));
+            return Err(Status::unavailable("node is draining or not ready; not accepting new egresses"));
         }
         let peers = self.peers()?;
         let id = EgressId::new();
         let record = EgressRecord::queued(id.clone(), ty, parsed.outputs_display());
         let info = record.to_proto();
-        call(&peers.reporter, "reporter", CALL_TIMEOUT, |r| {
-            ReporterMessage::Queued(record, r)
-        })
-        .await
-        .map_err(unavailable)?;
-        let item = QueuedRequest {
-            egress_id: id.clone(),
-            request: parsed,
-            raw,
-            queued_at: Instant::now(),
-        };
+        call(&peers.reporter, "reporter", CALL_TIMEOUT, |r| ReporterMessage::Queued(record, r))
+            .await
+            .map_err(unavailable)?;
+        let item = QueuedRequest { egress_id: id.clone(), request: parsed, raw, queued_at: Instant::now() };
         info!(egress_id = %id, r#type = ty.as_str(), outputs = ?info.outputs, "Egress queued.");
-        peers
-            .queue
-            .cast(QueueMessage::Push(item))
-            .map_err(|e| Status::unavailable(format!("queue: {e}")))?;
+        peers.queue.cast(QueueMessage::Push(item)).map_err(|e| Status::unavailable(format!("queue: {e}")))?;
         let _ = peers.intake.cast(IntakeMessage::Nudge);
         Ok(Response::new(info))
     }
 
-    async fn stop(
-        &self,
-        request: Request<proto::StopRequest>,
-    ) -> Result<Response<proto::EgressInfo>, Status> {
+    async fn stop(&self, request: Request<proto::StopRequest>) -> Result<Response<proto::EgressInfo>, Status> {
         let id = egress_id(&request.into_inner().egress_id)?;
         let peers = self.peers()?;
         let record = self.record(&peers, &id).await?;
         if record.status.is_final() {
             return Ok(Response::new(record.to_proto()));
         }
-        let withdrawn = call(&peers.queue, "queue", CALL_TIMEOUT, |r| {
-            QueueMessage::Take(id.clone(), r)
-        })
-        .await
-        .map_err(unavailable)?;
+        let withdrawn = call(&peers.queue, "queue", CALL_TIMEOUT, |r| QueueMessage::Take(id.clone(), r))
+            .await
+            .map_err(unavailable)?;
         if withdrawn.is_some() {
             let mut update = StatusUpdate::new(id.clone(), outcome::Status::Aborted);
             update.error = Some("stopped while queued".into());
             // Applied before answering, so the reply shows ABORTED; nobody else updates a withdrawn request.
-            if let Err(e) = call(&peers.reporter, "reporter", CALL_TIMEOUT, |r| {
-                ReporterMessage::Apply(vec![update.clone()], r)
-            })
-            .await
+            if let Err(e) =
+                call(&peers.reporter, "reporter", CALL_TIMEOUT, |r| ReporterMessage::Apply(vec![update.clone()], r))
+                    .await
             {
                 tracing::warn!(egress_id = %id, error = %e, "Reporter busy; status goes through the backlog.");
                 let _ = peers.egresses.cast(EgressesMessage::Status(update));
             }
             info!(egress_id = %id, "Queued egress withdrawn.");
         } else {
-            peers
-                .egresses
-                .cast(EgressesMessage::Stop(id.clone()))
-                .map_err(|e| Status::unavailable(e.to_string()))?;
+            peers.egresses.cast(EgressesMessage::Stop(id.clone())).map_err(|e| Status::unavailable(e.to_string()))?;
         }
         Ok(Response::new(self.record(&peers, &id).await?.to_proto()))
     }
 
-    async fn get(
-        &self,
-        request: Request<proto::GetRequest>,
-    ) -> Result<Response<proto::EgressInfo>, Status> {
+    async fn get(&self, request: Request<proto::GetRequest>) -> Result<Response<proto::EgressInfo>, Status> {
         let id = egress_id(&request.into_inner().egress_id)?;
         let peers = self.peers()?;
         Ok(Response::new(self.record(&peers, &id).await?.to_proto()))
     }
 
-    async fn list(
-        &self,
-        _request: Request<proto::ListRequest>,
-    ) -> Result<Response<proto::ListResponse>, Status> {
+    async fn list(&self, _request: Request<proto::ListRequest>) -> Result<Response<proto::ListResponse>, Status> {
         let peers = self.peers()?;
-        let all = call(
-            &peers.reporter,
-            "reporter",
-            CALL_TIMEOUT,
-            ReporterMessage::List,
-        )
-        .await
-        .map_err(unavailable)?;
-        Ok(Response::new(proto::ListResponse {
-            items: all.iter().map(EgressRecord::to_proto).collect(),
-        }))
+        let all = call(&peers.reporter, "reporter", CALL_TIMEOUT, ReporterMessage::List).await.map_err(unavailable)?;
+        Ok(Response::new(proto::ListResponse { items: all.iter().map(EgressRecord::to_proto).collect() }))
     }
 
     type WatchStream = WatchStream;
 
-    async fn watch(
-        &self,
-        request: Request<proto::GetRequest>,
-    ) -> Result<Response<WatchStream>, Status> {
+    async fn watch(&self, request: Request<proto::GetRequest>) -> Result<Response<WatchStream>, Status> {
         let id = egress_id(&request.into_inner().egress_id)?;
         let peers = self.peers()?;
-        let (current, mut rx) = call(&peers.reporter, "reporter", CALL_TIMEOUT, |r| {
-            ReporterMessage::Watch(id.clone(), r)
-        })
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| Status::not_found(format!("no egress {id}")))?;
+        let (current, mut rx) =
+            call(&peers.reporter, "reporter", CALL_TIMEOUT, |r| ReporterMessage::Watch(id.clone(), r))
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| Status::not_found(format!("no egress {id}")))?;
         let reporter_peers = self.peers.clone();
         let stream = async_stream(move |tx| async move {
             let mut last = current.status;
@@ -237,10 +174,8 @@ impl Egress for Api {
                         let Some(p) = reporter_peers.borrow().clone() else {
                             continue;
                         };
-                        if let Ok(Some(rec)) = call(&p.reporter, "reporter", CALL_TIMEOUT, |r| {
-                            ReporterMessage::Get(id.clone(), r)
-                        })
-                        .await
+                        if let Ok(Some(rec)) =
+                            call(&p.reporter, "reporter", CALL_TIMEOUT, |r| ReporterMessage::Get(id.clone(), r)).await
                         {
                             if rec.status != last {
                                 last = rec.status;
@@ -251,9 +186,7 @@ impl Egress for Api {
                         }
                     }
                     Err(broadcast::error::RecvError::Closed) => {
-                        let _ = tx
-                            .send(Err(Status::unavailable("node is shutting down")))
-                            .await;
+                        let _ = tx.send(Err(Status::unavailable("node is shutting down"))).await;
                         return;
                     }
                 }

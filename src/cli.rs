@@ -68,12 +68,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ApiArgs {
     /// The node's API.
-    #[arg(
-        long = "api",
-        env = "EGRESS_API",
-        default_value = "http://127.0.0.1:7980",
-        global = true
-    )]
+    #[arg(long = "api", env = "EGRESS_API", default_value = "http://127.0.0.1:7980", global = true)]
     pub url: String,
 }
 
@@ -165,24 +160,15 @@ impl From<tonic::Status> for ClientError {
 }
 
 async fn client(api: &ApiArgs) -> Result<EgressClient<Channel>, ClientError> {
-    let err = |message: String| ClientError::Connect {
-        url: api.url.clone(),
-        message,
-    };
+    let err = |message: String| ClientError::Connect { url: api.url.clone(), message };
     let endpoint = tonic::transport::Endpoint::from_shared(api.url.clone())
         .map_err(|e| err(e.to_string()))?
         .connect_timeout(std::time::Duration::from_secs(5));
-    Ok(EgressClient::new(
-        endpoint.connect().await.map_err(|e| err(e.to_string()))?,
-    ))
+    Ok(EgressClient::new(endpoint.connect().await.map_err(|e| err(e.to_string()))?))
 }
 
 pub fn status_name(info: &proto::EgressInfo) -> &'static str {
-    proto::Status::try_from(info.status)
-        .ok()
-        .and_then(Status::from_proto)
-        .map(Status::as_str)
-        .unwrap_or("UNKNOWN")
+    proto::Status::try_from(info.status).ok().and_then(Status::from_proto).map(Status::as_str).unwrap_or("UNKNOWN")
 }
 
 pub fn info_json(info: &proto::EgressInfo) -> serde_json::Value {
@@ -206,24 +192,12 @@ pub async fn run_client(command: Command) -> Result<i32, ClientError> {
     match command {
         Command::Start(args) => start(args).await,
         Command::Stop { api, egress_id } => {
-            let info = client(&api)
-                .await?
-                .stop(proto::StopRequest { egress_id })
-                .await?
-                .into_inner();
+            let info = client(&api).await?.stop(proto::StopRequest { egress_id }).await?.into_inner();
             println!("{} {}", info.egress_id, status_name(&info));
             Ok(0)
         }
-        Command::Get {
-            api,
-            egress_id,
-            json,
-        } => {
-            let info = client(&api)
-                .await?
-                .get(proto::GetRequest { egress_id })
-                .await?
-                .into_inner();
+        Command::Get { api, egress_id, json } => {
+            let info = client(&api).await?.get(proto::GetRequest { egress_id }).await?.into_inner();
             if json {
                 println!("{}", info_json(&info));
             } else {
@@ -232,26 +206,12 @@ pub async fn run_client(command: Command) -> Result<i32, ClientError> {
             Ok(0)
         }
         Command::List { api, json } => {
-            let items = client(&api)
-                .await?
-                .list(proto::ListRequest {})
-                .await?
-                .into_inner()
-                .items;
+            let items = client(&api).await?.list(proto::ListRequest {}).await?.into_inner().items;
             if json {
-                println!(
-                    "{}",
-                    serde_json::Value::Array(items.iter().map(info_json).collect())
-                );
+                println!("{}", serde_json::Value::Array(items.iter().map(info_json).collect()));
             } else {
                 for i in &items {
-                    println!(
-                        "{}\t{}\t{}\t{}",
-                        i.egress_id,
-                        status_name(i),
-                        i.r#type,
-                        i.result
-                    );
+                    println!("{}\t{}\t{}\t{}", i.egress_id, status_name(i), i.r#type, i.result);
                 }
             }
             Ok(0)
@@ -291,12 +251,7 @@ async fn start(args: StartArgs) -> Result<i32, ClientError> {
     if !args.json {
         println!("{}", info.egress_id);
     }
-    let mut stream = c
-        .watch(proto::GetRequest {
-            egress_id: info.egress_id.clone(),
-        })
-        .await?
-        .into_inner();
+    let mut stream = c.watch(proto::GetRequest { egress_id: info.egress_id.clone() }).await?.into_inner();
     let mut last = info;
     while let Some(update) = stream.message().await? {
         last = update;
@@ -311,17 +266,7 @@ async fn start(args: StartArgs) -> Result<i32, ClientError> {
     if args.json {
         println!("{}", info_json(&last));
     } else if !last.error.is_empty() {
-        eprintln!(
-            "{} {}: {} ({})",
-            last.egress_id,
-            status_name(&last),
-            last.result,
-            last.error
-        );
+        eprintln!("{} {}: {} ({})", last.egress_id, status_name(&last), last.result, last.error);
     }
-    Ok(if status_name(&last) == "COMPLETE" {
-        0
-    } else {
-        1
-    })
+    Ok(if status_name(&last) == "COMPLETE" { 0 } else { 1 })
 }

@@ -11,10 +11,7 @@ use crate::request::EgressType;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("environment variable {var}: {message}")]
@@ -52,9 +49,7 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:7980".into(),
-        }
+        Self { listen: "127.0.0.1:7980".into() }
     }
 }
 
@@ -67,9 +62,7 @@ pub struct MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:9464".into(),
-        }
+        Self { listen: "127.0.0.1:9464".into() }
     }
 }
 
@@ -87,11 +80,7 @@ pub struct NodeConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        Self {
-            output_root: PathBuf::from("./recordings"),
-            runtime_dir: PathBuf::new(),
-            drain_timeout_secs: 30,
-        }
+        Self { output_root: PathBuf::from("./recordings"), runtime_dir: PathBuf::new(), drain_timeout_secs: 30 }
     }
 }
 
@@ -199,10 +188,7 @@ pub struct QueueConfig {
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self {
-            max_wait_secs: 600,
-            redis: String::new(),
-        }
+        Self { max_wait_secs: 600, redis: String::new() }
     }
 }
 
@@ -219,14 +205,9 @@ impl Config {
         let base = match path {
             None => Config::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                Self::from_yaml(&text).map_err(|message| ConfigError::Parse {
-                    path: path.to_path_buf(),
-                    message,
-                })?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                Self::from_yaml(&text).map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })?
             }
         };
         let config = base.with_env_overrides(std::env::vars())?;
@@ -243,17 +224,9 @@ impl Config {
 
     /// Applies `EGRESS_<SECTION>_<KEY>=value`; values are parsed as the type the key already has.
     /// Variables whose section is not a config section (e.g. the client's `EGRESS_API`) are ignored.
-    pub fn with_env_overrides(
-        &self,
-        vars: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, ConfigError> {
+    pub fn with_env_overrides(&self, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
         let mut tree = serde_json::to_value(self).expect("config serializes");
-        let sections: Vec<String> = tree
-            .as_object()
-            .expect("config is a map")
-            .keys()
-            .cloned()
-            .collect();
+        let sections: Vec<String> = tree.as_object().expect("config is a map").keys().cloned().collect();
         for (var, value) in vars {
             let Some(rest) = var.strip_prefix("EGRESS_") else {
                 continue;
@@ -263,10 +236,7 @@ impl Config {
                 continue;
             };
             let key = &rest[section.len() + 1..];
-            let env_err = |message: String| ConfigError::Env {
-                var: var.clone(),
-                message,
-            };
+            let env_err = |message: String| ConfigError::Env { var: var.clone(), message };
             let slot = tree[section.as_str()]
                 .as_object_mut()
                 .and_then(|m| m.get_mut(key))
@@ -292,19 +262,11 @@ impl Config {
                 _ => value.into(),
             };
         }
-        serde_json::from_value(tree).map_err(|e| ConfigError::Env {
-            var: "EGRESS_*".into(),
-            message: e.to_string(),
-        })
+        serde_json::from_value(tree).map_err(|e| ConfigError::Env { var: "EGRESS_*".into(), message: e.to_string() })
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, reason: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                reason: reason.to_string(),
-            })
-        };
+        let invalid = |key, reason: &str| Err(ConfigError::Invalid { key, reason: reason.to_string() });
         if self.api.listen.parse::<SocketAddr>().is_err() {
             return invalid("api.listen", "must be an address like 127.0.0.1:7980");
         }
@@ -331,10 +293,7 @@ impl Config {
             ("monitor.cpu_cost_test_cores", m.cpu_cost_test_cores),
             ("monitor.cpu_cost_url_cores", m.cpu_cost_url_cores),
             ("monitor.cpu_cost_web_cores", m.cpu_cost_web_cores),
-            (
-                "monitor.cpu_cost_room_composite_cores",
-                m.cpu_cost_room_composite_cores,
-            ),
+            ("monitor.cpu_cost_room_composite_cores", m.cpu_cost_room_composite_cores),
         ] {
             if !(v >= 0.0 && v.is_finite()) {
                 return invalid(key, "must be zero or a positive number of cores");
@@ -353,16 +312,10 @@ impl Config {
             }
         }
         if h.unresponsive_after_missed_pings == 0 {
-            return invalid(
-                "handler.unresponsive_after_missed_pings",
-                "must be at least 1",
-            );
+            return invalid("handler.unresponsive_after_missed_pings", "must be at least 1");
         }
         if !self.queue.redis.is_empty() {
-            return invalid(
-                "queue.redis",
-                "the Redis queue is not built yet; leave empty for the embedded queue",
-            );
+            return invalid("queue.redis", "the Redis queue is not built yet; leave empty for the embedded queue");
         }
         Ok(())
     }
@@ -372,9 +325,7 @@ impl Config {
         if self.monitor.cpus > 0.0 {
             self.monitor.cpus
         } else {
-            std::thread::available_parallelism()
-                .map(|n| n.get() as f64)
-                .unwrap_or(1.0)
+            std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0)
         }
     }
 

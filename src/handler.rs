@@ -29,10 +29,7 @@ const FINAL_FLUSH: Duration = Duration::from_secs(2);
 pub fn main(dir: PathBuf, eos_timeout: Duration) -> i32 {
     // One thread: GStreamer runs its own threads, and a single-threaded runtime makes the "stop answering"
     // fault a faithful model of a hung child (one blocked call blocks all IPC).
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             error!(error = %e, "Cannot build the runtime.");
@@ -77,9 +74,7 @@ async fn run(dir: &Path, eos_timeout: Duration) -> i32 {
 
     let term_shared = shared.clone();
     tokio::spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
             return;
         };
         while term.recv().await.is_some() {
@@ -93,19 +88,13 @@ async fn run(dir: &Path, eos_timeout: Duration) -> i32 {
     });
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let service = proto::handler_server::HandlerServer::new(HandlerService {
-        shared: shared.clone(),
-    });
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::UnixListenerStream::new(listener),
-                async {
-                    let _ = shutdown_rx.await;
-                },
-            ),
-    );
+    let service = proto::handler_server::HandlerServer::new(HandlerService { shared: shared.clone() });
+    let server = tokio::spawn(tonic::transport::Server::builder().add_service(service).serve_with_incoming_shutdown(
+        tokio_stream::wrappers::UnixListenerStream::new(listener),
+        async {
+            let _ = shutdown_rx.await;
+        },
+    ));
     let code = exit_rx.recv().await.unwrap_or(1);
     let _ = shutdown_tx.send(());
     // Graceful shutdown lets the final report reach the node; do not wait on a node that stopped reading.
@@ -121,33 +110,20 @@ struct HandlerService {
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::HandlerEvent, Status>> + Send>>;
 
 fn event(kind: Kind) -> proto::HandlerEvent {
-    proto::HandlerEvent {
-        kind: kind as i32,
-        ..Default::default()
-    }
+    proto::HandlerEvent { kind: kind as i32, ..Default::default() }
 }
 
 #[tonic::async_trait]
 impl Handler for HandlerService {
-    async fn ping(
-        &self,
-        _request: Request<proto::PingRequest>,
-    ) -> Result<Response<proto::PingReply>, Status> {
-        Ok(Response::new(proto::PingReply {
-            pid: std::process::id(),
-        }))
+    async fn ping(&self, _request: Request<proto::PingRequest>) -> Result<Response<proto::PingReply>, Status> {
+        Ok(Response::new(proto::PingReply { pid: std::process::id() }))
     }
 
     type RunStream = EventStream;
 
-    async fn run(
-        &self,
-        request: Request<proto::HandlerRequest>,
-    ) -> Result<Response<EventStream>, Status> {
+    async fn run(&self, request: Request<proto::HandlerRequest>) -> Result<Response<EventStream>, Status> {
         if self.shared.run_started.swap(true, Ordering::SeqCst) {
-            return Err(Status::failed_precondition(
-                "this handler already runs an egress",
-            ));
+            return Err(Status::failed_precondition("this handler already runs an egress"));
         }
         let req = request.into_inner();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -168,18 +144,13 @@ impl Handler for HandlerService {
         ))))
     }
 
-    async fn stop(
-        &self,
-        _request: Request<proto::StopRequest>,
-    ) -> Result<Response<proto::PingReply>, Status> {
+    async fn stop(&self, _request: Request<proto::StopRequest>) -> Result<Response<proto::PingReply>, Status> {
         info!("Stop requested over IPC.");
         self.shared.stop.send_replace(true);
         if !self.shared.run_started.load(Ordering::SeqCst) {
             let _ = self.shared.exit.send(0);
         }
-        Ok(Response::new(proto::PingReply {
-            pid: std::process::id(),
-        }))
+        Ok(Response::new(proto::PingReply { pid: std::process::id() }))
     }
 }
 
@@ -191,30 +162,15 @@ async fn run_egress(
 ) -> i32 {
     let egress_id = req.egress_id.clone();
     let root = PathBuf::from(&req.output_root);
-    let parsed = req
-        .request
-        .as_ref()
-        .ok_or_else(|| "no request".to_string())
-        .and_then(|r| {
-            EgressRequest::from_proto(
-                r,
-                &Limits {
-                    output_root: &root,
-                    fault_injection: true,
-                },
-            )
-            .map_err(|e| e.to_string())
-        });
+    let parsed = req.request.as_ref().ok_or_else(|| "no request".to_string()).and_then(|r| {
+        EgressRequest::from_proto(r, &Limits { output_root: &root, fault_injection: true }).map_err(|e| e.to_string())
+    });
     let request = match parsed {
         Ok(r) => r,
         Err(e) => {
             error!(egress_id, error = %e, "Request refused by the handler.");
             let _ = tx.send(event(Kind::Starting));
-            let _ = tx.send(proto::HandlerEvent {
-                kind: Kind::Finished as i32,
-                error: e,
-                ..Default::default()
-            });
+            let _ = tx.send(proto::HandlerEvent { kind: Kind::Finished as i32, error: e, ..Default::default() });
             return EXIT_PIPELINE_ERROR;
         }
     };
@@ -232,14 +188,9 @@ async fn run_egress(
         if request.fault.no_pipeline {
             run_without_pipeline(&request, shared.stop.subscribe(), stage_tx).await
         } else {
-            pipeline::run(
-                &request,
-                shared.stop.subscribe(),
-                stage_tx,
-                shared.eos_timeout,
-            )
-            .await
-            .map_err(|e| e.to_string())
+            pipeline::run(&request, shared.stop.subscribe(), stage_tx, shared.eos_timeout)
+                .await
+                .map_err(|e| e.to_string())
         }
     };
     let forward = async {
@@ -260,23 +211,14 @@ async fn run_egress(
     let (result, ()) = tokio::join!(run, forward);
     faults.disarm();
     let (error, duration_secs, size_bytes) = match &result {
-        Ok(report) => (
-            String::new(),
-            report.duration.as_secs_f64(),
-            report.size_bytes,
-        ),
+        Ok(report) => (String::new(), report.duration.as_secs_f64(), report.size_bytes),
         Err(e) => (e.clone(), started.elapsed().as_secs_f64(), 0),
     };
     match &result {
         Ok(_) => info!(egress_id, duration_secs, size_bytes, "Egress finished."),
         Err(e) => error!(egress_id, error = %e, "Egress failed."),
     }
-    let _ = tx.send(proto::HandlerEvent {
-        kind: Kind::Finished as i32,
-        error,
-        duration_secs,
-        size_bytes,
-    });
+    let _ = tx.send(proto::HandlerEvent { kind: Kind::Finished as i32, error, duration_secs, size_bytes });
     if result.is_ok() {
         0
     } else {
@@ -295,10 +237,7 @@ async fn run_without_pipeline(
     let limit = request.duration.unwrap_or(Duration::MAX);
     let _ = tokio::time::timeout(limit, stop.wait_for(|s| *s)).await;
     let _ = stages.send(Stage::Ending);
-    Ok(pipeline::Report {
-        duration: started.elapsed(),
-        size_bytes: 0,
-    })
+    Ok(pipeline::Report { duration: started.elapsed(), size_bytes: 0 })
 }
 
 /// Test-only misbehaviour, armed when the pipeline becomes active.
@@ -310,11 +249,7 @@ struct Faults {
 
 impl Faults {
     fn new(fault: FaultInjection) -> Self {
-        Self {
-            fault,
-            stop: Arc::new(AtomicBool::new(false)),
-            armed: AtomicBool::new(false),
-        }
+        Self { fault, stop: Arc::new(AtomicBool::new(false)), armed: AtomicBool::new(false) }
     }
 
     fn arm(&self) {
@@ -351,20 +286,14 @@ impl Faults {
             });
         }
         if let Some(after) = f.crash_after {
-            warn!(
-                after_secs = after.as_secs_f64(),
-                "Fault injection: will crash."
-            );
+            warn!(after_secs = after.as_secs_f64(), "Fault injection: will crash.");
             std::thread::spawn(move || {
                 std::thread::sleep(after);
                 std::process::abort();
             });
         }
         if let Some(after) = f.stop_answering_after {
-            warn!(
-                after_secs = after.as_secs_f64(),
-                "Fault injection: will stop answering IPC."
-            );
+            warn!(after_secs = after.as_secs_f64(), "Fault injection: will stop answering IPC.");
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
                 // Blocks the handler's only runtime thread: no IPC call is answered again.

@@ -45,21 +45,11 @@ pub fn router(
             .route("/debug/crash/{actor}", post(crash))
             .route("/debug/crash-process/{egress_id}", post(crash_process));
     }
-    router.with_state(HttpState {
-        metrics,
-        health,
-        node,
-    })
+    router.with_state(HttpState { metrics, health, node })
 }
 
-async fn render_metrics(
-    State(s): State<HttpState>,
-) -> (StatusCode, [(&'static str, &'static str); 1], String) {
-    (
-        StatusCode::OK,
-        [("content-type", "text/plain; version=0.0.4")],
-        s.metrics.render(),
-    )
+async fn render_metrics(State(s): State<HttpState>) -> (StatusCode, [(&'static str, &'static str); 1], String) {
+    (StatusCode::OK, [("content-type", "text/plain; version=0.0.4")], s.metrics.render())
 }
 
 async fn healthz(State(s): State<HttpState>) -> (StatusCode, &'static str) {
@@ -79,15 +69,9 @@ async fn readyz(State(s): State<HttpState>) -> (StatusCode, &'static str) {
     }
 }
 
-async fn crash_process(
-    State(s): State<HttpState>,
-    Path(egress_id): Path<String>,
-) -> (StatusCode, String) {
+async fn crash_process(State(s): State<HttpState>, Path(egress_id): Path<String>) -> (StatusCode, String) {
     match s.node.cast(NodeMessage::CrashProcess(egress_id.into())) {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            "crashing the egress' ProcessActor\n".into(),
-        ),
+        Ok(()) => (StatusCode::ACCEPTED, "crashing the egress' ProcessActor\n".into()),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
     }
 }
@@ -100,9 +84,6 @@ async fn crash(State(s): State<HttpState>, Path(actor): Path<String>) -> (Status
                 Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
             }
         }
-        _ => (
-            StatusCode::BAD_REQUEST,
-            "actor must be monitor, intake or reporter\n".into(),
-        ),
+        _ => (StatusCode::BAD_REQUEST, "actor must be monitor, intake or reporter\n".into()),
     }
 }

@@ -17,15 +17,9 @@ pub enum IpcError {
     #[error("cannot connect to the handler socket: {0}")]
     Connect(String),
     #[error("handler call {call} missed its {deadline_ms} ms deadline")]
-    Deadline {
-        call: &'static str,
-        deadline_ms: u128,
-    },
+    Deadline { call: &'static str, deadline_ms: u128 },
     #[error("handler call {call} failed: {status}")]
-    Call {
-        call: &'static str,
-        status: tonic::Status,
-    },
+    Call { call: &'static str, status: tonic::Status },
 }
 
 pub type Client = HandlerClient<Channel>;
@@ -41,11 +35,7 @@ pub async fn connect(socket: &Path) -> Result<Client, IpcError> {
     let channel = Endpoint::from_static("http://handler.local")
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let socket = socket.clone();
-            async move {
-                Ok::<_, std::io::Error>(TokioIo::new(
-                    tokio::net::UnixStream::connect(socket).await?,
-                ))
-            }
+            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(socket).await?)) }
         }))
         .await
         .map_err(|e| IpcError::Connect(e.to_string()))?;
@@ -59,10 +49,7 @@ pub async fn with_deadline<T>(
     fut: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 ) -> Result<T, IpcError> {
     match tokio::time::timeout(deadline, fut).await {
-        Err(_) => Err(IpcError::Deadline {
-            call,
-            deadline_ms: deadline.as_millis(),
-        }),
+        Err(_) => Err(IpcError::Deadline { call, deadline_ms: deadline.as_millis() }),
         Ok(Err(status)) => Err(IpcError::Call { call, status }),
         Ok(Ok(resp)) => Ok(resp.into_inner()),
     }

@@ -14,20 +14,13 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
     let ansi = std::io::stderr().is_terminal();
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Handler {
-            dir,
-            eos_timeout_secs,
-        } => {
+        Command::Handler { dir, eos_timeout_secs } => {
             init_tracing();
             let code = egress::handler::main(dir, std::time::Duration::from_secs(eos_timeout_secs));
             ExitCode::from(code.clamp(0, 255) as u8)

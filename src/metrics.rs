@@ -1,9 +1,7 @@
 //! Every metric the node exposes: names as constants, descriptions at start-up, label values from enums,
 //! and every known `type × result` pre-registered at 0 so `rate()` sees the first increment.
 
-use metrics::{
-    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
-};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::outcome::HandlerResult;
@@ -23,9 +21,7 @@ pub const STATUS_UPDATES: &str = "egress_status_updates_total";
 pub const STATUS_BACKLOG: &str = "egress_status_update_backlog";
 pub const OUTPUT_BYTES: &str = "egress_output_bytes_total";
 
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0,
-];
+const LATENCY_BUCKETS: [f64; 14] = [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot install the Prometheus recorder: {0}")]
@@ -43,30 +39,14 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
 }
 
 fn describe() {
-    describe_counter!(
-        HANDLER_STARTED,
-        "Handler processes launched, by request type."
-    );
-    describe_counter!(
-        HANDLER_RESULTS,
-        "Outcomes of launched handlers: exactly one per handler."
-    );
-    describe_gauge!(
-        ACTIVE,
-        "Egresses running now (launched, not yet exited), by request type."
-    );
+    describe_counter!(HANDLER_STARTED, "Handler processes launched, by request type.");
+    describe_counter!(HANDLER_RESULTS, "Outcomes of launched handlers: exactly one per handler.");
+    describe_gauge!(ACTIVE, "Egresses running now (launched, not yet exited), by request type.");
     describe_gauge!(QUEUE_DEPTH, "Requests waiting in this node's queue.");
     describe_histogram!(QUEUE_WAIT, Unit::Seconds, "Time from queued to admitted.");
-    describe_histogram!(
-        TIME_TO_PLAYING,
-        Unit::Seconds,
-        "Time from admitted to ACTIVE."
-    );
+    describe_histogram!(TIME_TO_PLAYING, Unit::Seconds, "Time from admitted to ACTIVE.");
     describe_gauge!(CPU_LOAD, "Node CPU load, 0 to 1.");
-    describe_gauge!(
-        CPU_RESERVED,
-        "CPU cores reserved by admitted egresses: max(cost, measured) each."
-    );
+    describe_gauge!(CPU_RESERVED, "CPU cores reserved by admitted egresses: max(cost, measured) each.");
     describe_gauge!(LOAD_RATIO, "Reserved share of capacity, by resource.");
     describe_gauge!(CAN_ACCEPT, "1 when one more egress of this type fits now.");
     describe_counter!(STATUS_UPDATES, "Status transitions persisted, by result.");
@@ -77,8 +57,7 @@ fn describe() {
         gauge!(ACTIVE, "type" => ty.as_str()).set(0.0);
         gauge!(CAN_ACCEPT, "type" => ty.as_str()).set(0.0);
         for result in HandlerResult::ALL {
-            counter!(HANDLER_RESULTS, "type" => ty.as_str(), "result" => result.as_str())
-                .absolute(0);
+            counter!(HANDLER_RESULTS, "type" => ty.as_str(), "result" => result.as_str()).absolute(0);
         }
     }
     gauge!(QUEUE_DEPTH).set(0.0);

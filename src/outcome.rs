@@ -32,16 +32,10 @@ impl KillReason {
 
     pub fn describe(&self) -> String {
         match self {
-            Self::Cpu {
-                used_cores,
-                cost_cores,
-            } => {
+            Self::Cpu { used_cores, cost_cores } => {
                 format!("node CPU overloaded; this egress used {used_cores:.2} cores against a cost of {cost_cores:.2}")
             }
-            Self::Memory {
-                rss_bytes,
-                limit_bytes,
-            } => {
+            Self::Memory { rss_bytes, limit_bytes } => {
                 format!("handlers exceeded the memory limit of {limit_bytes} bytes; this one used {rss_bytes} bytes")
             }
             Self::Shutdown => "node shut down".into(),

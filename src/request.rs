@@ -19,10 +19,7 @@ pub struct RequestError {
 
 impl RequestError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Self { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -32,10 +29,7 @@ pub struct EgressId(String);
 
 impl EgressId {
     pub fn new() -> Self {
-        Self(format!(
-            "EG_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        ))
+        Self(format!("EG_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]))
     }
 
     pub fn as_str(&self) -> &str {
@@ -113,8 +107,8 @@ impl Source {
             return Ok(Self::Test);
         }
         if let Some(uri) = s.strip_prefix("url:") {
-            let scheme = uri_scheme(uri)
-                .ok_or_else(|| err("url: needs a URI with a scheme, e.g. url:file:///a.mp4"))?;
+            let scheme =
+                uri_scheme(uri).ok_or_else(|| err("url: needs a URI with a scheme, e.g. url:file:///a.mp4"))?;
             const SCHEMES: [&str; 7] = ["file", "http", "https", "rtmp", "rtmps", "srt", "rtsp"];
             if !SCHEMES.contains(&scheme.as_str()) {
                 return Err(err(&format!(
@@ -133,10 +127,7 @@ impl Source {
         if s.is_empty() {
             return Err(err("is required (test, url:<URI> or web:<URL>)"));
         }
-        Err(err(&format!(
-            "unknown source {:?} (expected test, url:<URI> or web:<URL>)",
-            redact_url(s)
-        )))
+        Err(err(&format!("unknown source {:?} (expected test, url:<URI> or web:<URL>)", redact_url(s))))
     }
 }
 
@@ -219,38 +210,10 @@ impl Preset {
             video_bitrate_kbps: 4500,
             audio_bitrate_kbps: 128,
         },
-        Preset {
-            name: "720p30",
-            width: 1280,
-            height: 720,
-            fps: 30,
-            video_bitrate_kbps: 3000,
-            audio_bitrate_kbps: 128,
-        },
-        Preset {
-            name: "480p30",
-            width: 854,
-            height: 480,
-            fps: 30,
-            video_bitrate_kbps: 1500,
-            audio_bitrate_kbps: 96,
-        },
-        Preset {
-            name: "360p30",
-            width: 640,
-            height: 360,
-            fps: 30,
-            video_bitrate_kbps: 800,
-            audio_bitrate_kbps: 96,
-        },
-        Preset {
-            name: "240p15",
-            width: 320,
-            height: 240,
-            fps: 15,
-            video_bitrate_kbps: 300,
-            audio_bitrate_kbps: 64,
-        },
+        Preset { name: "720p30", width: 1280, height: 720, fps: 30, video_bitrate_kbps: 3000, audio_bitrate_kbps: 128 },
+        Preset { name: "480p30", width: 854, height: 480, fps: 30, video_bitrate_kbps: 1500, audio_bitrate_kbps: 96 },
+        Preset { name: "360p30", width: 640, height: 360, fps: 30, video_bitrate_kbps: 800, audio_bitrate_kbps: 96 },
+        Preset { name: "240p15", width: 320, height: 240, fps: 15, video_bitrate_kbps: 300, audio_bitrate_kbps: 64 },
     ];
 
     pub fn by_name(name: &str) -> Option<Preset> {
@@ -298,20 +261,13 @@ pub struct Limits<'a> {
 
 impl EgressRequest {
     /// Validates an API request. The first problem found is returned, naming its field.
-    pub fn from_proto(
-        req: &proto::StartRequest,
-        limits: &Limits<'_>,
-    ) -> Result<Self, RequestError> {
+    pub fn from_proto(req: &proto::StartRequest, limits: &Limits<'_>) -> Result<Self, RequestError> {
         let source = Source::parse(req.source.trim())?;
         let preset = Preset::by_name(&req.preset).ok_or_else(|| {
             let names: Vec<_> = Preset::ALL.iter().map(|p| p.name).collect();
             RequestError::new(
                 "preset",
-                format!(
-                    "unknown preset {:?} (expected one of {})",
-                    req.preset,
-                    names.join(", ")
-                ),
+                format!("unknown preset {:?} (expected one of {})", req.preset, names.join(", ")),
             )
         })?;
         let duration = match req.duration_secs {
@@ -343,13 +299,7 @@ impl EgressRequest {
             .map(|(i, o)| parse_output(i, o, limits.output_root))
             .collect::<Result<Vec<_>, _>>()?;
         let fault = parse_fault(req.fault.as_ref(), limits.fault_injection)?;
-        Ok(Self {
-            source,
-            outputs,
-            preset,
-            duration,
-            fault,
-        })
+        Ok(Self { source, outputs, preset, duration, fault })
     }
 
     pub fn egress_type(&self) -> EgressType {
@@ -366,18 +316,11 @@ fn parse_output(index: usize, output: &proto::Output, root: &Path) -> Result<Out
     use proto::output::Kind;
     let field = |name: &str| format!("outputs[{index}].{name}");
     match &output.kind {
-        None => Err(RequestError::new(
-            format!("outputs[{index}]"),
-            "is empty (set file, stream, segments or images)",
-        )),
+        None => Err(RequestError::new(format!("outputs[{index}]"), "is empty (set file, stream, segments or images)")),
         Some(Kind::File(p)) => {
-            let path = resolve_below(root, p)
-                .map_err(|reason| RequestError::new(field("file"), reason))?;
+            let path = resolve_below(root, p).map_err(|reason| RequestError::new(field("file"), reason))?;
             let container = Container::from_path(&path).ok_or_else(|| {
-                RequestError::new(
-                    field("file"),
-                    format!("unknown extension in {p:?} (expected .mp4, .webm or .ogg)"),
-                )
+                RequestError::new(field("file"), format!("unknown extension in {p:?} (expected .mp4, .webm or .ogg)"))
             })?;
             Ok(Output::File { path, container })
         }
@@ -387,41 +330,30 @@ fn parse_output(index: usize, output: &proto::Output, root: &Path) -> Result<Out
                 _ => {
                     return Err(RequestError::new(
                         field("stream"),
-                        format!(
-                            "{:?} is not an rtmp://, rtmps:// or srt:// URL with a host",
-                            redact_url(url)
-                        ),
+                        format!("{:?} is not an rtmp://, rtmps:// or srt:// URL with a host", redact_url(url)),
                     ))
                 }
             }
             Ok(Output::Stream { url: url.clone() })
         }
         Some(Kind::Segments(p)) => {
-            let dir = resolve_below(root, p)
-                .map_err(|reason| RequestError::new(field("segments"), reason))?;
+            let dir = resolve_below(root, p).map_err(|reason| RequestError::new(field("segments"), reason))?;
             Ok(Output::Segments { dir })
         }
         Some(Kind::Images(p)) => {
-            let dir = resolve_below(root, p)
-                .map_err(|reason| RequestError::new(field("images"), reason))?;
+            let dir = resolve_below(root, p).map_err(|reason| RequestError::new(field("images"), reason))?;
             Ok(Output::Images { dir })
         }
     }
 }
 
-fn parse_fault(
-    fault: Option<&proto::FaultInjection>,
-    allowed: bool,
-) -> Result<FaultInjection, RequestError> {
+fn parse_fault(fault: Option<&proto::FaultInjection>, allowed: bool) -> Result<FaultInjection, RequestError> {
     let Some(f) = fault else {
         return Ok(FaultInjection::default());
     };
     let secs = |name: &str, v: f64| -> Result<Option<Duration>, RequestError> {
         if !v.is_finite() || v < 0.0 {
-            return Err(RequestError::new(
-                format!("fault.{name}"),
-                "must be zero or a positive number of seconds",
-            ));
+            return Err(RequestError::new(format!("fault.{name}"), "must be zero or a positive number of seconds"));
         }
         Ok((v > 0.0).then(|| Duration::from_secs_f64(v)))
     };
@@ -440,10 +372,7 @@ fn parse_fault(
         ));
     }
     if parsed.burn_cpu_cores > 64 {
-        return Err(RequestError::new(
-            "fault.burn_cpu_cores",
-            "must be at most 64",
-        ));
+        return Err(RequestError::new("fault.burn_cpu_cores", "must be at most 64"));
     }
     Ok(parsed)
 }
@@ -458,18 +387,14 @@ fn resolve_below(root: &Path, given: &str) -> Result<PathBuf, String> {
     }
     let path = Path::new(given);
     if path.components().any(|c| matches!(c, Component::ParentDir)) {
-        return Err(format!(
-            "{given:?} contains '..'; outputs must stay below the output root"
-        ));
+        return Err(format!("{given:?} contains '..'; outputs must stay below the output root"));
     }
     let rel = if path.is_absolute() {
         path.strip_prefix(root)
             .map_err(|_| format!("{given:?} is outside the output root {}", root.display()))?
             .to_path_buf()
     } else {
-        path.components()
-            .filter(|c| !matches!(c, Component::CurDir))
-            .collect()
+        path.components().filter(|c| !matches!(c, Component::CurDir)).collect()
     };
     if rel.as_os_str().is_empty() {
         return Err(format!("{given:?} names the output root itself"));
@@ -480,13 +405,8 @@ fn resolve_below(root: &Path, given: &str) -> Result<PathBuf, String> {
 fn uri_scheme(uri: &str) -> Option<String> {
     let (scheme, rest) = uri.split_once("://")?;
     let ok = !scheme.is_empty()
-        && scheme
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
     (ok && (scheme == "file" || !rest.is_empty())).then(|| scheme.to_ascii_lowercase())
 }
 
@@ -503,11 +423,7 @@ fn url_host(url: &str) -> Option<&str> {
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         // Not a URL; it may still be a bare key, so show only its length.
-        return if url.len() > 16 {
-            format!("<{} chars>", url.len())
-        } else {
-            url.to_string()
-        };
+        return if url.len() > 16 { format!("<{} chars>", url.len()) } else { url.to_string() };
     };
     let (before_query, query) = match rest.split_once('?') {
         Some((b, q)) => (b, Some(q)),
@@ -523,10 +439,7 @@ pub fn redact_url(url: &str) -> String {
     let mut out = format!("{scheme}://{authority}");
     if let Some(path) = path {
         let segments: Vec<&str> = path.split('/').collect();
-        let stream = matches!(
-            scheme.to_ascii_lowercase().as_str(),
-            "rtmp" | "rtmps" | "srt"
-        );
+        let stream = matches!(scheme.to_ascii_lowercase().as_str(), "rtmp" | "rtmps" | "srt");
         out.push('/');
         match segments.as_slice() {
             [only] if stream && !only.is_empty() => out.push_str("****"),

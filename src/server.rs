@@ -25,15 +25,9 @@ const API_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("output root {path}: {source}")]
-    OutputRoot {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    OutputRoot { path: PathBuf, source: std::io::Error },
     #[error("runtime dir {path}: {source}")]
-    RuntimeDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    RuntimeDir { path: PathBuf, source: std::io::Error },
     #[error("cannot start the node actors: {0}")]
     Actors(String),
     #[error("shutdown did not finish within its deadline")]
@@ -62,54 +56,30 @@ pub async fn run(
 ) -> Result<(), NodeError> {
     use std::os::unix::fs::PermissionsExt;
     let root = cfg.node.output_root.clone();
-    std::fs::create_dir_all(&root).map_err(|source| NodeError::OutputRoot {
-        path: root.clone(),
-        source,
-    })?;
-    cfg.node.output_root = root
-        .canonicalize()
-        .map_err(|source| NodeError::OutputRoot {
-            path: root.clone(),
-            source,
-        })?;
+    std::fs::create_dir_all(&root).map_err(|source| NodeError::OutputRoot { path: root.clone(), source })?;
+    cfg.node.output_root =
+        root.canonicalize().map_err(|source| NodeError::OutputRoot { path: root.clone(), source })?;
     let runtime = cfg.runtime_dir();
     std::fs::create_dir_all(&runtime)
         .and_then(|()| std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)))
-        .map_err(|source| NodeError::RuntimeDir {
-            path: runtime.clone(),
-            source,
-        })?;
+        .map_err(|source| NodeError::RuntimeDir { path: runtime.clone(), source })?;
     let cfg = Arc::new(cfg);
 
     let (peers_tx, peers_rx) = watch::channel(None);
     let (health_tx, health_rx) = watch::channel(NodeHealth::default());
-    let supervisor = NodeSupervisor {
-        cfg: cfg.clone(),
-        store: Arc::new(StatusStore::default()),
-        peers_tx,
-        health_tx,
-    };
-    let (node, node_handle) = Actor::spawn(None, supervisor, ())
-        .await
-        .map_err(|e| NodeError::Actors(e.to_string()))?;
+    let supervisor = NodeSupervisor { cfg: cfg.clone(), store: Arc::new(StatusStore::default()), peers_tx, health_tx };
+    let (node, node_handle) = Actor::spawn(None, supervisor, ()).await.map_err(|e| NodeError::Actors(e.to_string()))?;
 
-    let api = Api::new(
-        cfg.clone(),
-        cfg.node.output_root.clone(),
-        peers_rx,
-        health_rx.clone(),
-    );
+    let api = Api::new(cfg.clone(), cfg.node.output_root.clone(), peers_rx, health_rx.clone());
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let api_addr = listeners.api.local_addr().ok();
     let api_server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(EgressServer::new(api))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listeners.api),
-                async {
-                    let _ = api_stop_rx.await;
-                },
-            ),
+        tonic::transport::Server::builder().add_service(EgressServer::new(api)).serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listeners.api),
+            async {
+                let _ = api_stop_rx.await;
+            },
+        ),
     );
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http_addr = listeners.http.local_addr().ok();
@@ -126,8 +96,7 @@ pub async fn run(
     let drain = Duration::from_secs(cfg.node.drain_timeout_secs);
     // However children behave, ending them takes at most their graces plus the ProcessActor's give-up delay;
     // past that (plus a margin) the node stops anyway and its children die with it (PR_SET_PDEATHSIG).
-    let ending =
-        Duration::from_secs(cfg.handler.stop_grace_secs + cfg.handler.term_grace_secs + 15);
+    let ending = Duration::from_secs(cfg.handler.stop_grace_secs + cfg.handler.term_grace_secs + 15);
     let mut hard_deadline: Option<tokio::time::Instant> = None;
     let mut signals = signals.fuse();
     let mut node_handle = node_handle;

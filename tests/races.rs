@@ -13,15 +13,9 @@ struct Rng(u64);
 
 impl Rng {
     fn seeded() -> Rng {
-        let seed = std::env::var("EGRESS_RACE_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
+        let seed = std::env::var("EGRESS_RACE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        });
         eprintln!("EGRESS_RACE_SEED={seed}");
         Rng(seed | 1)
     }
@@ -91,10 +85,7 @@ fn act(api: String, log: std::path::PathBuf, id: String, action: Action) {
     // A Stop refused while the Reporter restarts (the API answers "unavailable") is sent again, as a client would.
     let stop = |id: &str| {
         for _ in 0..50 {
-            let out = std::process::Command::new(BIN)
-                .args(["stop", id])
-                .env("EGRESS_API", &api)
-                .output();
+            let out = std::process::Command::new(BIN).args(["stop", id]).env("EGRESS_API", &api).output();
             if out.is_ok_and(|o| o.status.success()) {
                 return;
             }
@@ -141,11 +132,7 @@ fn act(api: String, log: std::path::PathBuf, id: String, action: Action) {
 fn count_lines(log: &str, marker: &str) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for line in log.lines().filter(|l| l.contains(marker)) {
-        if let Some(id) = line
-            .split("egress_id=")
-            .nth(1)
-            .and_then(|s| s.split_whitespace().next())
-        {
+        if let Some(id) = line.split("egress_id=").nth(1).and_then(|s| s.split_whitespace().next()) {
             *counts.entry(id.trim_matches('"').to_string()).or_insert(0) += 1;
         }
     }
@@ -158,23 +145,13 @@ fn assert_exactly_once(log: &str, ids: &[String]) {
     let ended = count_lines(log, "Egress ended.");
     for (id, n) in &launched {
         assert_eq!(*n, 1, "{id} launched {n} times");
-        assert_eq!(
-            exited.get(id),
-            Some(&1),
-            "{id}: launched once, exited {:?} times",
-            exited.get(id)
-        );
+        assert_eq!(exited.get(id), Some(&1), "{id}: launched once, exited {:?} times", exited.get(id));
     }
     for id in exited.keys() {
         assert!(launched.contains_key(id), "{id} exited without launch");
     }
     for id in ids {
-        assert_eq!(
-            ended.get(id),
-            Some(&1),
-            "{id}: final status logged {:?} times",
-            ended.get(id)
-        );
+        assert_eq!(ended.get(id), Some(&1), "{id}: final status logged {:?} times", ended.get(id));
     }
 }
 
@@ -215,20 +192,14 @@ fn many_egresses_racing_stops_kills_and_crashes_each_get_one_result() {
     // be lost on the way.
     std::thread::sleep(Duration::from_millis(rng.below(500)));
     for actor in ["reporter", "monitor"] {
-        assert_eq!(
-            http(&node.http, "POST", &format!("/debug/crash/{actor}")).0,
-            202
-        );
+        assert_eq!(http(&node.http, "POST", &format!("/debug/crash/{actor}")).0, 202);
     }
     for t in threads {
         t.join().unwrap();
     }
     for id in &ids {
         let info = node.wait_final(id, Duration::from_secs(60));
-        assert!(
-            ["COMPLETE", "FAILED", "ABORTED"].contains(&info["status"].as_str().unwrap()),
-            "{info}"
-        );
+        assert!(["COMPLETE", "FAILED", "ABORTED"].contains(&info["status"].as_str().unwrap()), "{info}");
     }
     let log = node.log_text();
     assert_exactly_once(&log, &ids);
@@ -236,10 +207,7 @@ fn many_egresses_racing_stops_kills_and_crashes_each_get_one_result() {
         let m = node.metrics();
         (metric_sum(&m, "egress_active") == 0.0).then_some(m)
     });
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("egress_handler_results_total{") && !l.ends_with(" 0"))
-    {
+    for line in text.lines().filter(|l| l.starts_with("egress_handler_results_total{") && !l.ends_with(" 0")) {
         eprintln!("{line}");
     }
     let launched = count_lines(&log, "Handler launched.").len() as f64;
@@ -256,11 +224,7 @@ fn shutdown_during_kills_and_crashes_during_drain_each_get_one_result() {
     let (ids, threads) = start_racing(&node, &mut rng, 16, 4);
     std::thread::sleep(Duration::from_millis(300 + rng.below(700)));
     node.signal(SIGTERM);
-    assert_eq!(
-        node.wait_exit(Duration::from_secs(30)),
-        Some(0),
-        "node must exit 0 after draining"
-    );
+    assert_eq!(node.wait_exit(Duration::from_secs(30)), Some(0), "node must exit 0 after draining");
     for t in threads {
         t.join().unwrap();
     }

@@ -5,9 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tracing::{error, info, warn};
 
 use super::intake::IntakeMessage;
@@ -89,11 +87,7 @@ impl Actor for EgressSupervisor {
     type State = EgressesState;
     type Arguments = ();
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        _: (),
-    ) -> Result<EgressesState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<EgressesState, ActorProcessingErr> {
         myself.send_interval(Duration::from_millis(500), || EgressesMessage::Flush);
         Ok(EgressesState::default())
     }
@@ -106,27 +100,17 @@ impl Actor for EgressSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             EgressesMessage::Launch(item) => self.launch(&myself, state, *item).await,
-            EgressesMessage::Stop(egress) => match state
-                .by_egress
-                .get(&egress)
-                .and_then(|id| state.running.get(id))
-            {
+            EgressesMessage::Stop(egress) => match state.by_egress.get(&egress).and_then(|id| state.running.get(id)) {
                 Some(r) => {
                     let _ = r.process.cast(ProcessMessage::Stop);
                 }
                 None => {
-                    state
-                        .pending_stops
-                        .retain(|_, at| at.elapsed() < PENDING_STOP_TTL);
+                    state.pending_stops.retain(|_, at| at.elapsed() < PENDING_STOP_TTL);
                     state.pending_stops.insert(egress, Instant::now());
                 }
             },
             EgressesMessage::Launched { egress, pgid } => {
-                if let Some(r) = state
-                    .by_egress
-                    .get(&egress)
-                    .and_then(|id| state.running.get_mut(id))
-                {
+                if let Some(r) = state.by_egress.get(&egress).and_then(|id| state.running.get_mut(id)) {
                     r.pgid = pgid;
                     self.track(r);
                 }
@@ -156,11 +140,7 @@ impl Actor for EgressSupervisor {
             }
             EgressesMessage::Drain { timeout } => {
                 state.draining = true;
-                info!(
-                    running = state.running.len(),
-                    timeout_secs = timeout.as_secs_f64(),
-                    "Draining egresses."
-                );
+                info!(running = state.running.len(), timeout_secs = timeout.as_secs_f64(), "Draining egresses.");
                 if timeout.is_zero() {
                     self.kill_all(state, KillReason::Shutdown);
                 } else {
@@ -170,11 +150,7 @@ impl Actor for EgressSupervisor {
             }
             EgressesMessage::KillAll(reason) => self.kill_all(state, reason),
             EgressesMessage::CrashProcess(egress) => {
-                if let Some(r) = state
-                    .by_egress
-                    .get(&egress)
-                    .and_then(|id| state.running.get(id))
-                {
+                if let Some(r) = state.by_egress.get(&egress).and_then(|id| state.running.get(id)) {
                     let _ = r.process.cast(ProcessMessage::Crash);
                 }
             }
@@ -193,12 +169,8 @@ impl Actor for EgressSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         // Overridden so that one egress ending (or failing) never stops this supervisor.
         match evt {
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                self.ended(&myself, state, &cell, None)
-            }
-            SupervisionEvent::ActorFailed(cell, err) => {
-                self.ended(&myself, state, &cell, Some(err.to_string()))
-            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => self.ended(&myself, state, &cell, None),
+            SupervisionEvent::ActorFailed(cell, err) => self.ended(&myself, state, &cell, Some(err.to_string())),
             _ => {}
         }
         Ok(())
@@ -206,12 +178,7 @@ impl Actor for EgressSupervisor {
 }
 
 impl EgressSupervisor {
-    async fn launch(
-        &self,
-        myself: &ActorRef<EgressesMessage>,
-        state: &mut EgressesState,
-        item: QueuedRequest,
-    ) {
+    async fn launch(&self, myself: &ActorRef<EgressesMessage>, state: &mut EgressesState, item: QueuedRequest) {
         let egress = item.egress_id.clone();
         let ty = item.request.egress_type();
         let refuse = if state.pending_stops.remove(&egress).is_some() {
@@ -231,28 +198,13 @@ impl EgressSupervisor {
             return;
         }
         metrics::queue_wait(item.queued_at.elapsed().as_secs_f64());
-        let actor = ProcessActor {
-            cfg: self.cfg.clone(),
-            parent: myself.clone(),
-            peers: self.peers.clone(),
-        };
-        let args = ProcessArgs {
-            item,
-            admitted_at: Instant::now(),
-        };
+        let actor = ProcessActor { cfg: self.cfg.clone(), parent: myself.clone(), peers: self.peers.clone() };
+        let args = ProcessArgs { item, admitted_at: Instant::now() };
         match Actor::spawn_linked(None, actor, args, myself.get_cell()).await {
             Ok((process, _)) => {
                 let id = process.get_id();
                 state.by_egress.insert(egress.clone(), id);
-                state.running.insert(
-                    id,
-                    Running {
-                        egress,
-                        ty,
-                        pgid: None,
-                        process,
-                    },
-                );
+                state.running.insert(id, Running { egress, ty, pgid: None, process });
             }
             Err(e) => {
                 // No handler process exists. If `pre_start` ran, its state's Drop counted the result and sent a
@@ -349,17 +301,14 @@ impl EgressSupervisor {
         let me = myself.clone();
         tokio::spawn(async move {
             let n = batch.len();
-            let delivered = match call(&reporter, "reporter", DELIVERY_TIMEOUT, |r| {
-                ReporterMessage::Apply(batch, r)
-            })
-            .await
-            {
-                Ok(()) => n,
-                Err(e) => {
-                    warn!(error = %e, backlog = n, "Reporter unavailable; keeping status updates.");
-                    0
-                }
-            };
+            let delivered =
+                match call(&reporter, "reporter", DELIVERY_TIMEOUT, |r| ReporterMessage::Apply(batch, r)).await {
+                    Ok(()) => n,
+                    Err(e) => {
+                        warn!(error = %e, backlog = n, "Reporter unavailable; keeping status updates.");
+                        0
+                    }
+                };
             let _ = me.cast(EgressesMessage::Delivered(delivered));
         });
     }

@@ -55,17 +55,10 @@ impl Actor for IntakeActor {
     type State = IntakeState;
     type Arguments = bool;
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        paused: bool,
-    ) -> Result<IntakeState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, paused: bool) -> Result<IntakeState, ActorProcessingErr> {
         myself.send_interval(Duration::from_millis(500), || IntakeMessage::Tick);
         let _ = myself.cast(IntakeMessage::Nudge);
-        Ok(IntakeState {
-            paused,
-            ..Default::default()
-        })
+        Ok(IntakeState { paused, ..Default::default() })
     }
 
     async fn handle(
@@ -124,16 +117,11 @@ impl IntakeActor {
 
 /// One pass over the head of the queue: expire overdue requests, launch the first one the Monitor admits.
 async fn round(peers: &Peers, max_wait: Duration) -> Result<bool, CallError> {
-    let items = call(&peers.queue, "queue", CALL_TIMEOUT, |r| {
-        QueueMessage::Peek(ROUND_WINDOW, r)
-    })
-    .await?;
+    let items = call(&peers.queue, "queue", CALL_TIMEOUT, |r| QueueMessage::Peek(ROUND_WINDOW, r)).await?;
     for item in items {
         if !max_wait.is_zero() && item.queued_at.elapsed() > max_wait {
-            if let Some(expired) = call(&peers.queue, "queue", CALL_TIMEOUT, |r| {
-                QueueMessage::Take(item.egress_id.clone(), r)
-            })
-            .await?
+            if let Some(expired) =
+                call(&peers.queue, "queue", CALL_TIMEOUT, |r| QueueMessage::Take(item.egress_id.clone(), r)).await?
             {
                 warn!(egress_id = %expired.egress_id, waited_secs = max_wait.as_secs(), "Queued request expired.");
                 let mut update = StatusUpdate::new(expired.egress_id, Status::Failed);
@@ -147,51 +135,39 @@ async fn round(peers: &Peers, max_wait: Duration) -> Result<bool, CallError> {
             continue;
         }
         let ty = item.request.egress_type();
-        let admitted = call(&peers.monitor, "monitor", CALL_TIMEOUT, |reply| {
-            MonitorMessage::Admit {
-                egress: item.egress_id.clone(),
-                ty,
-                reply,
-            }
+        let admitted = call(&peers.monitor, "monitor", CALL_TIMEOUT, |reply| MonitorMessage::Admit {
+            egress: item.egress_id.clone(),
+            ty,
+            reply,
         })
         .await
         .inspect_err(|_| {
             // The Monitor may have admitted it after we stopped waiting: release any reservation.
-            let _ = peers
-                .monitor
-                .cast(MonitorMessage::Release(item.egress_id.clone()));
+            let _ = peers.monitor.cast(MonitorMessage::Release(item.egress_id.clone()));
         })?;
         if !admitted {
             debug!(egress_id = %item.egress_id, "Does not fit yet.");
             continue;
         }
         let release = || {
-            let _ = peers
-                .monitor
-                .cast(MonitorMessage::Release(item.egress_id.clone()));
+            let _ = peers.monitor.cast(MonitorMessage::Release(item.egress_id.clone()));
         };
-        let taken = match call(&peers.queue, "queue", CALL_TIMEOUT, |r| {
-            QueueMessage::Take(item.egress_id.clone(), r)
-        })
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                // The reservation must not outlive a round that launched nothing.
-                release();
-                return Err(e);
-            }
-        };
+        let taken =
+            match call(&peers.queue, "queue", CALL_TIMEOUT, |r| QueueMessage::Take(item.egress_id.clone(), r)).await {
+                Ok(t) => t,
+                Err(e) => {
+                    // The reservation must not outlive a round that launched nothing.
+                    release();
+                    return Err(e);
+                }
+            };
         let Some(taken) = taken else {
             // Withdrawn by Stop in the meantime.
             release();
             continue;
         };
         debug!(egress_id = %taken.egress_id, "Admitted.");
-        if let Err(e) = peers
-            .egresses
-            .cast(EgressesMessage::Launch(Box::new(taken)))
-        {
+        if let Err(e) = peers.egresses.cast(EgressesMessage::Launch(Box::new(taken))) {
             // The supervisor is gone (restarting): nothing was launched. Put the request back in its place so it
             // is neither lost nor overtaken.
             release();

@@ -67,17 +67,12 @@ where
 {
     match actor.call(msg, Some(timeout)).await {
         Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
-        Ok(ractor::rpc::CallResult::Timeout) => Err(CallError {
-            actor: name,
-            reason: format!("no answer within {timeout:?}"),
-        }),
-        Ok(ractor::rpc::CallResult::SenderError) => Err(CallError {
-            actor: name,
-            reason: "dropped the request".into(),
-        }),
-        Err(e) => Err(CallError {
-            actor: name,
-            reason: e.to_string(),
-        }),
+        Ok(ractor::rpc::CallResult::Timeout) => {
+            Err(CallError { actor: name, reason: format!("no answer within {timeout:?}") })
+        }
+        Ok(ractor::rpc::CallResult::SenderError) => {
+            Err(CallError { actor: name, reason: "dropped the request".into() })
+        }
+        Err(e) => Err(CallError { actor: name, reason: e.to_string() }),
     }
 }

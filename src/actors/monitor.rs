@@ -60,20 +60,11 @@ impl MonitorState {
 
 pub enum MonitorMessage {
     /// Reserve `ty`'s cost for `egress` if it fits now; answers whether it was admitted.
-    Admit {
-        egress: EgressId,
-        ty: EgressType,
-        reply: RpcReplyPort<bool>,
-    },
+    Admit { egress: EgressId, ty: EgressType, reply: RpcReplyPort<bool> },
     /// Drop a reservation that was admitted but never launched.
     Release(EgressId),
     /// A launched egress: its process group and its actor (also re-sent to a restarted Monitor).
-    Track {
-        egress: EgressId,
-        ty: EgressType,
-        pgid: Option<i32>,
-        process: ActorRef<ProcessMessage>,
-    },
+    Track { egress: EgressId, ty: EgressType, pgid: Option<i32>, process: ActorRef<ProcessMessage> },
     /// The egress' child has exited: forget it.
     Forget(EgressId),
     /// Time to sample (periodic).
@@ -91,22 +82,13 @@ impl Actor for MonitorActor {
     type State = MonitorState;
     type Arguments = ();
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        _: (),
-    ) -> Result<MonitorState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<MonitorState, ActorProcessingErr> {
         let capacity_cores = self.cfg.cpus() * self.cfg.monitor.max_cpu_utilization;
         let memory_limit_bytes = match self.cfg.monitor.max_memory_bytes {
-            0 => sample::mem_total_bytes()
-                .map(|t| t / 10 * 9)
-                .unwrap_or(u64::MAX),
+            0 => sample::mem_total_bytes().map(|t| t / 10 * 9).unwrap_or(u64::MAX),
             n => n,
         };
-        myself.send_interval(
-            Duration::from_millis(self.cfg.monitor.sample_interval_ms),
-            || MonitorMessage::Tick,
-        );
+        myself.send_interval(Duration::from_millis(self.cfg.monitor.sample_interval_ms), || MonitorMessage::Tick);
         let state = MonitorState {
             capacity_cores,
             memory_limit_bytes,
@@ -148,12 +130,7 @@ impl Actor for MonitorActor {
                 state.ledger.remove(&egress);
                 self.publish(state);
             }
-            MonitorMessage::Track {
-                egress,
-                ty,
-                pgid,
-                process,
-            } => {
+            MonitorMessage::Track { egress, ty, pgid, process } => {
                 let cost_cores = self.cfg.monitor.cpu_cost_cores(ty);
                 let entry = state.ledger.entry(egress).or_insert(Entry {
                     cost_cores,
@@ -171,8 +148,7 @@ impl Actor for MonitorActor {
             MonitorMessage::Tick => {
                 if !state.sampling {
                     state.sampling = true;
-                    let pgids: HashSet<i32> =
-                        state.ledger.values().filter_map(|e| e.pgid).collect();
+                    let pgids: HashSet<i32> = state.ledger.values().filter_map(|e| e.pgid).collect();
                     let me = myself.clone();
                     tokio::task::spawn_blocking(move || {
                         let sample = sample::take(&pgids);
@@ -201,16 +177,11 @@ impl MonitorActor {
         state.last_node = sample.cpu.or(state.last_node);
         for entry in state.ledger.values_mut() {
             let Some(pgid) = entry.pgid else { continue };
-            let usage = sample
-                .groups
-                .get(&pgid)
-                .copied()
-                .unwrap_or(GroupUsage::default());
+            let usage = sample.groups.get(&pgid).copied().unwrap_or(GroupUsage::default());
             if let Some((ticks, at)) = entry.last {
                 let secs = sample.at.duration_since(at).as_secs_f64();
                 if secs > 0.0 {
-                    entry.used_cores =
-                        usage.cpu_ticks.saturating_sub(ticks) as f64 / sample.clk_tck / secs;
+                    entry.used_cores = usage.cpu_ticks.saturating_sub(ticks) as f64 / sample.clk_tck / secs;
                 }
             }
             entry.last = Some((usage.cpu_ticks, sample.at));
@@ -235,17 +206,12 @@ impl MonitorActor {
             .ledger
             .iter_mut()
             .filter(|(_, e)| !e.kill_sent && e.process.is_some())
-            .max_by(|(_, a), (_, b)| {
-                (a.used_cores - a.cost_cores).total_cmp(&(b.used_cores - b.cost_cores))
-            });
+            .max_by(|(_, a), (_, b)| (a.used_cores - a.cost_cores).total_cmp(&(b.used_cores - b.cost_cores)));
         if let Some((egress, entry)) = worst {
             warn!(egress_id = %egress, load = state.cpu_load, used_cores = entry.used_cores,
                 cost_cores = entry.cost_cores, "Node CPU overloaded; killing the egress most above its cost.");
             entry.kill_sent = true;
-            let reason = KillReason::Cpu {
-                used_cores: entry.used_cores,
-                cost_cores: entry.cost_cores,
-            };
+            let reason = KillReason::Cpu { used_cores: entry.used_cores, cost_cores: entry.cost_cores };
             if let Some(p) = &entry.process {
                 let _ = p.cast(ProcessMessage::Kill(reason));
             }
@@ -254,12 +220,7 @@ impl MonitorActor {
     }
 
     fn enforce_memory(&self, state: &mut MonitorState) {
-        let total: u64 = state
-            .ledger
-            .values()
-            .filter(|e| !e.kill_sent)
-            .map(|e| e.rss_bytes)
-            .sum();
+        let total: u64 = state.ledger.values().filter(|e| !e.kill_sent).map(|e| e.rss_bytes).sum();
         if total <= state.memory_limit_bytes {
             return;
         }
@@ -272,10 +233,7 @@ impl MonitorActor {
             warn!(egress_id = %egress, rss_bytes = entry.rss_bytes, total_bytes = total,
                 limit_bytes = state.memory_limit_bytes, "Handlers over the memory limit; killing the largest.");
             entry.kill_sent = true;
-            let reason = KillReason::Memory {
-                rss_bytes: entry.rss_bytes,
-                limit_bytes: state.memory_limit_bytes,
-            };
+            let reason = KillReason::Memory { rss_bytes: entry.rss_bytes, limit_bytes: state.memory_limit_bytes };
             if let Some(p) = &entry.process {
                 let _ = p.cast(ProcessMessage::Kill(reason));
             }
@@ -285,15 +243,11 @@ impl MonitorActor {
     fn publish(&self, state: &MonitorState) {
         let reserved = state.reserved_cores();
         let rss: u64 = state.ledger.values().map(|e| e.rss_bytes).sum();
-        let memory_ratio = if state.memory_limit_bytes > 0 {
-            rss as f64 / state.memory_limit_bytes as f64
-        } else {
-            0.0
-        };
+        let memory_ratio =
+            if state.memory_limit_bytes > 0 { rss as f64 / state.memory_limit_bytes as f64 } else { 0.0 };
         metrics::node_load(state.cpu_load, reserved, state.capacity_cores, memory_ratio);
         for ty in EgressType::ALL {
-            let fits =
-                reserved + self.cfg.monitor.cpu_cost_cores(ty) <= state.capacity_cores + 1e-9;
+            let fits = reserved + self.cfg.monitor.cpu_cost_cores(ty) <= state.capacity_cores + 1e-9;
             metrics::can_accept(ty, fits);
         }
         debug!(

@@ -83,11 +83,7 @@ impl Actor for NodeSupervisor {
     type State = NodeState;
     type Arguments = ();
 
-    async fn pre_start(
-        &self,
-        myself: ActorRef<Self::Msg>,
-        _: (),
-    ) -> Result<NodeState, ActorProcessingErr> {
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, _: ()) -> Result<NodeState, ActorProcessingErr> {
         let mut state = NodeState {
             queue: None,
             reporter: None,
@@ -100,13 +96,8 @@ impl Actor for NodeSupervisor {
             stopping: false,
         };
         // Order matters only for who can be reached first; everyone reads Peers lazily.
-        for kind in [
-            ChildKind::Queue,
-            ChildKind::Reporter,
-            ChildKind::Egresses,
-            ChildKind::Monitor,
-            ChildKind::Intake,
-        ] {
+        for kind in [ChildKind::Queue, ChildKind::Reporter, ChildKind::Egresses, ChildKind::Monitor, ChildKind::Intake]
+        {
             self.start_child(&myself, &mut state, kind).await?;
         }
         self.publish(&state);
@@ -114,16 +105,9 @@ impl Actor for NodeSupervisor {
         Ok(state)
     }
 
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        state: &mut NodeState,
-    ) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut NodeState) -> Result<(), ActorProcessingErr> {
         state.stopping = true;
-        self.health_tx.send_replace(NodeHealth {
-            actors_running: false,
-            accepting: false,
-        });
+        self.health_tx.send_replace(NodeHealth { actors_running: false, accepting: false });
         Ok(())
     }
 
@@ -145,15 +129,8 @@ impl Actor for NodeSupervisor {
                 if let Some(reporter) = state.reporter.clone() {
                     let me = myself.clone();
                     tokio::spawn(async move {
-                        let _ = call(
-                            &reporter,
-                            "reporter",
-                            Duration::from_secs(2),
-                            ReporterMessage::List,
-                        )
-                        .await;
-                        me.stop_children_and_wait(None, Some(Duration::from_secs(5)))
-                            .await;
+                        let _ = call(&reporter, "reporter", Duration::from_secs(2), ReporterMessage::List).await;
+                        me.stop_children_and_wait(None, Some(Duration::from_secs(5))).await;
                         me.stop(None);
                     });
                 } else {
@@ -184,18 +161,9 @@ impl Actor for NodeSupervisor {
             NodeMessage::Crash(kind) => {
                 warn!(?kind, "Crashing an actor on request (fault injection).");
                 match kind {
-                    ChildKind::Monitor => state
-                        .monitor
-                        .as_ref()
-                        .map(|a| a.cast(MonitorMessage::Crash).is_ok()),
-                    ChildKind::Intake => state
-                        .intake
-                        .as_ref()
-                        .map(|a| a.cast(IntakeMessage::Crash).is_ok()),
-                    ChildKind::Reporter => state
-                        .reporter
-                        .as_ref()
-                        .map(|a| a.cast(ReporterMessage::Crash).is_ok()),
+                    ChildKind::Monitor => state.monitor.as_ref().map(|a| a.cast(MonitorMessage::Crash).is_ok()),
+                    ChildKind::Intake => state.intake.as_ref().map(|a| a.cast(IntakeMessage::Crash).is_ok()),
+                    ChildKind::Reporter => state.reporter.as_ref().map(|a| a.cast(ReporterMessage::Crash).is_ok()),
                     ChildKind::Queue | ChildKind::Egresses => None,
                 };
             }
@@ -253,46 +221,24 @@ impl NodeSupervisor {
                 a.get_cell()
             }
             ChildKind::Reporter => {
-                let (a, _) = Actor::spawn_linked(
-                    None,
-                    ReporterActor {
-                        store: self.store.clone(),
-                    },
-                    (),
-                    supervisor,
-                )
-                .await?;
+                let (a, _) =
+                    Actor::spawn_linked(None, ReporterActor { store: self.store.clone() }, (), supervisor).await?;
                 state.reporter = Some(a.clone());
                 a.get_cell()
             }
             ChildKind::Monitor => {
-                let (a, _) = Actor::spawn_linked(
-                    None,
-                    MonitorActor {
-                        cfg: self.cfg.clone(),
-                    },
-                    (),
-                    supervisor,
-                )
-                .await?;
+                let (a, _) = Actor::spawn_linked(None, MonitorActor { cfg: self.cfg.clone() }, (), supervisor).await?;
                 state.monitor = Some(a.clone());
                 a.get_cell()
             }
             ChildKind::Intake => {
-                let actor = IntakeActor {
-                    cfg: self.cfg.clone(),
-                    peers,
-                };
+                let actor = IntakeActor { cfg: self.cfg.clone(), peers };
                 let (a, _) = Actor::spawn_linked(None, actor, state.draining, supervisor).await?;
                 state.intake = Some(a.clone());
                 a.get_cell()
             }
             ChildKind::Egresses => {
-                let actor = EgressSupervisor {
-                    cfg: self.cfg.clone(),
-                    peers,
-                    node: myself.clone(),
-                };
+                let actor = EgressSupervisor { cfg: self.cfg.clone(), peers, node: myself.clone() };
                 let (a, _) = Actor::spawn_linked(None, actor, (), supervisor).await?;
                 state.egresses = Some(a.clone());
                 a.get_cell()
@@ -302,17 +248,10 @@ impl NodeSupervisor {
         Ok(())
     }
 
-    fn schedule_restart(
-        &self,
-        myself: &ActorRef<NodeMessage>,
-        state: &mut NodeState,
-        kind: ChildKind,
-    ) {
+    fn schedule_restart(&self, myself: &ActorRef<NodeMessage>, state: &mut NodeState, kind: ChildKind) {
         let now = Instant::now();
         let delay = match state.backoff.get(&kind) {
-            Some((prev, at)) if now.duration_since(*at) < BACKOFF_RESET_AFTER => {
-                (*prev * 2).min(BACKOFF_MAX)
-            }
+            Some((prev, at)) if now.duration_since(*at) < BACKOFF_RESET_AFTER => (*prev * 2).min(BACKOFF_MAX),
             _ => BACKOFF_FIRST,
         };
         state.backoff.insert(kind, (delay, now));
@@ -321,13 +260,9 @@ impl NodeSupervisor {
 
     /// Publishes the current addresses once every child is running.
     fn publish(&self, state: &NodeState) {
-        let (Some(queue), Some(reporter), Some(monitor), Some(intake), Some(egresses)) = (
-            &state.queue,
-            &state.reporter,
-            &state.monitor,
-            &state.intake,
-            &state.egresses,
-        ) else {
+        let (Some(queue), Some(reporter), Some(monitor), Some(intake), Some(egresses)) =
+            (&state.queue, &state.reporter, &state.monitor, &state.intake, &state.egresses)
+        else {
             return;
         };
         self.peers_tx.send_replace(Some(Peers {
@@ -337,10 +272,7 @@ impl NodeSupervisor {
             intake: intake.clone(),
             egresses: egresses.clone(),
         }));
-        self.health_tx.send_replace(NodeHealth {
-            actors_running: true,
-            accepting: !state.draining,
-        });
+        self.health_tx.send_replace(NodeHealth { actors_running: true, accepting: !state.draining });
         let _ = intake.cast(IntakeMessage::Nudge);
     }
 
@@ -350,17 +282,12 @@ impl NodeSupervisor {
             // still wait for the first Drain, which follows the queued requests' final statuses.)
             if timeout.is_zero() {
                 if let Some(e) = &state.egresses {
-                    let _ = e.cast(EgressesMessage::KillAll(
-                        crate::outcome::KillReason::Shutdown,
-                    ));
+                    let _ = e.cast(EgressesMessage::KillAll(crate::outcome::KillReason::Shutdown));
                 }
             }
             return;
         }
-        info!(
-            timeout_secs = timeout.as_secs_f64(),
-            "Draining: no new work is taken."
-        );
+        info!(timeout_secs = timeout.as_secs_f64(), "Draining: no new work is taken.");
         state.draining = true;
         self.health_tx.send_modify(|h| h.accepting = false);
         if let Some(intake) = &state.intake {
@@ -375,9 +302,7 @@ impl NodeSupervisor {
                 return;
             };
             if let Some(queue) = queue {
-                if let Ok(items) =
-                    call(&queue, "queue", Duration::from_secs(2), QueueMessage::Drain).await
-                {
+                if let Ok(items) = call(&queue, "queue", Duration::from_secs(2), QueueMessage::Drain).await {
                     for item in items {
                         let mut update = StatusUpdate::new(item.egress_id, Status::Aborted);
                         update.error = Some("node shut down before it was launched".into());

@@ -35,17 +35,8 @@ pub const EXIT_PIPELINE_ERROR: i32 = 3;
 
 /// Environment variables a handler inherits; everything else (node config overrides may carry credentials) is
 /// withheld from the child's `/proc/<pid>/environ`.
-const INHERITED_ENV: [&str; 9] = [
-    "PATH",
-    "HOME",
-    "LANG",
-    "LC_ALL",
-    "TMPDIR",
-    "RUST_LOG",
-    "RUST_BACKTRACE",
-    "XDG_RUNTIME_DIR",
-    "DISPLAY",
-];
+const INHERITED_ENV: [&str; 9] =
+    ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "RUST_LOG", "RUST_BACKTRACE", "XDG_RUNTIME_DIR", "DISPLAY"];
 
 pub struct ProcessActor {
     pub cfg: Arc<Config>,
@@ -218,10 +209,9 @@ impl Actor for ProcessActor {
                 state.client = Some(client);
                 // `Run` follows at once: from here the final report may be on its way when the child exits.
                 state.run_open = true;
-                myself.send_interval(
-                    Duration::from_millis(self.cfg.handler.ping_interval_ms),
-                    || ProcessMessage::PingTick,
-                );
+                myself.send_interval(Duration::from_millis(self.cfg.handler.ping_interval_ms), || {
+                    ProcessMessage::PingTick
+                });
                 if state.end_wanted {
                     self.request_end(&myself, state);
                 }
@@ -233,39 +223,28 @@ impl Actor for ProcessActor {
                     self.finish(&myself, state);
                 } else if state.report.is_some() {
                     // It reported its end and is exiting; a backstop in case it never does.
-                    myself.send_after(
-                        Duration::from_secs(self.cfg.handler.stop_grace_secs),
-                        || ProcessMessage::EscalateTerm,
-                    );
+                    myself.send_after(Duration::from_secs(self.cfg.handler.stop_grace_secs), || {
+                        ProcessMessage::EscalateTerm
+                    });
                 } else {
                     // The stream broke without a report while the child lives on: end it through the usual graces.
                     self.request_end(&myself, state);
                 }
             }
             ProcessMessage::LaunchDeadline => {
-                if state.phase == Phase::Launching
-                    && state.exit.is_none()
-                    && state.kill_reason.is_none()
-                {
+                if state.phase == Phase::Launching && state.exit.is_none() && state.kill_reason.is_none() {
                     let secs = self.cfg.handler.launch_timeout_secs;
                     warn!(egress_id = %state.egress, secs, "Handler not ready within its launch deadline; killing it.");
-                    state
-                        .launch_failure
-                        .get_or_insert(format!("handler not ready within {secs} s"));
+                    state.launch_failure.get_or_insert(format!("handler not ready within {secs} s"));
                     self.sigkill(&myself, state);
                 }
             }
             ProcessMessage::StartDeadline => {
-                if state.phase < Phase::Active
-                    && state.exit.is_none()
-                    && state.kill_reason.is_none()
-                    && !state.aborted
+                if state.phase < Phase::Active && state.exit.is_none() && state.kill_reason.is_none() && !state.aborted
                 {
                     let secs = self.cfg.handler.start_timeout_secs;
                     warn!(egress_id = %state.egress, secs, "No media within the start deadline; killing the handler.");
-                    state
-                        .launch_failure
-                        .get_or_insert(format!("no media within {secs} s of launch"));
+                    state.launch_failure.get_or_insert(format!("no media within {secs} s of launch"));
                     self.sigkill(&myself, state);
                 }
             }
@@ -293,10 +272,9 @@ impl Actor for ProcessActor {
                 if state.exit.is_none() {
                     warn!(egress_id = %state.egress, "Handler still running after its grace; sending SIGTERM.");
                     signal_group(state.pgid, Signal::SIGTERM);
-                    myself.send_after(
-                        Duration::from_secs(self.cfg.handler.term_grace_secs),
-                        || ProcessMessage::EscalateKill,
-                    );
+                    myself.send_after(Duration::from_secs(self.cfg.handler.term_grace_secs), || {
+                        ProcessMessage::EscalateKill
+                    });
                 }
             }
             ProcessMessage::EscalateKill => {
@@ -349,8 +327,7 @@ impl ProcessActor {
         };
         let mut cmd = std::process::Command::new(program);
         cmd.arg("handler").arg("--dir").arg(dir);
-        cmd.arg("--eos-timeout-secs")
-            .arg(self.cfg.handler.eos_timeout_secs.to_string());
+        cmd.arg("--eos-timeout-secs").arg(self.cfg.handler.eos_timeout_secs.to_string());
         cmd.env_clear();
         for key in INHERITED_ENV {
             if let Ok(v) = std::env::var(key) {
@@ -376,17 +353,10 @@ impl ProcessActor {
                 Ok(())
             });
         }
-        tokio::process::Command::from(cmd)
-            .kill_on_drop(false)
-            .spawn()
+        tokio::process::Command::from(cmd).kill_on_drop(false).spawn()
     }
 
-    async fn spawn(
-        &self,
-        myself: &ActorRef<ProcessMessage>,
-        state: &mut ProcessState,
-        item: QueuedRequest,
-    ) {
+    async fn spawn(&self, myself: &ActorRef<ProcessMessage>, state: &mut ProcessState, item: QueuedRequest) {
         let dir = state.dir.clone();
         match self.spawn_child(&dir).await {
             Err(e) => {
@@ -398,24 +368,19 @@ impl ProcessActor {
                 let pid = child.id().map(|p| p as i32);
                 state.pgid = pid;
                 info!(egress_id = %state.egress, pid, "Handler launched.");
-                let _ = self.parent.cast(EgressesMessage::Launched {
-                    egress: state.egress.clone(),
-                    pgid: pid,
-                });
+                let _ = self.parent.cast(EgressesMessage::Launched { egress: state.egress.clone(), pgid: pid });
                 let me = myself.clone();
                 state.tasks.push(tokio::spawn(async move {
                     let status = child.wait().await.ok();
                     let _ = me.cast(ProcessMessage::ChildExited(status));
                 }));
                 state.tasks.push(self.spawn_run(myself.clone(), &dir, item));
-                myself.send_after(
-                    Duration::from_secs(self.cfg.handler.launch_timeout_secs),
-                    || ProcessMessage::LaunchDeadline,
-                );
-                myself.send_after(
-                    Duration::from_secs(self.cfg.handler.start_timeout_secs),
-                    || ProcessMessage::StartDeadline,
-                );
+                myself.send_after(Duration::from_secs(self.cfg.handler.launch_timeout_secs), || {
+                    ProcessMessage::LaunchDeadline
+                });
+                myself.send_after(Duration::from_secs(self.cfg.handler.start_timeout_secs), || {
+                    ProcessMessage::StartDeadline
+                });
                 if state.end_wanted || state.kill_reason.is_some() {
                     // Stopped or killed while the launch was still on its way.
                     self.request_end(myself, state);
@@ -445,10 +410,7 @@ impl ProcessActor {
             let mut delay = Duration::from_millis(5);
             let mut client = loop {
                 if let Ok(mut c) = ipc::connect(&socket).await {
-                    if ipc::with_deadline("Ping", deadline, c.ping(proto::PingRequest {}))
-                        .await
-                        .is_ok()
-                    {
+                    if ipc::with_deadline("Ping", deadline, c.ping(proto::PingRequest {})).await.is_ok() {
                         break c;
                     }
                 }
@@ -459,10 +421,7 @@ impl ProcessActor {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_millis(100));
             };
-            if myself
-                .cast(ProcessMessage::Connected(client.clone()))
-                .is_err()
-            {
+            if myself.cast(ProcessMessage::Connected(client.clone())).is_err() {
                 return;
             }
             let mut stream = match ipc::with_deadline("Run", deadline, client.run(request)).await {
@@ -507,11 +466,8 @@ impl ProcessActor {
                 }
             }
             Kind::Finished => {
-                state.report = Some(FinalReport {
-                    error: ev.error,
-                    duration_secs: ev.duration_secs,
-                    size_bytes: ev.size_bytes,
-                });
+                state.report =
+                    Some(FinalReport { error: ev.error, duration_secs: ev.duration_secs, size_bytes: ev.size_bytes });
             }
             Kind::Unspecified => {}
         }
@@ -530,12 +486,7 @@ impl ProcessActor {
         self.request_end(myself, state);
     }
 
-    fn kill(
-        &self,
-        myself: &ActorRef<ProcessMessage>,
-        state: &mut ProcessState,
-        reason: KillReason,
-    ) {
+    fn kill(&self, myself: &ActorRef<ProcessMessage>, state: &mut ProcessState, reason: KillReason) {
         // The outcome is settled once the child has exited or its launch has failed.
         if state.exit.is_some() || state.launch_failure.is_some() {
             debug!(egress_id = %state.egress, reason = ?reason, "Kill after the outcome was settled ignored.");
@@ -568,10 +519,7 @@ impl ProcessActor {
             // Before its first event a handler has no outputs to finalize: SIGTERM ends it at once.
             state.end_requested = true;
             signal_group(state.pgid, Signal::SIGTERM);
-            myself.send_after(
-                Duration::from_secs(self.cfg.handler.term_grace_secs),
-                || ProcessMessage::EscalateKill,
-            );
+            myself.send_after(Duration::from_secs(self.cfg.handler.term_grace_secs), || ProcessMessage::EscalateKill);
             return;
         }
         // Otherwise `Connected` is on its way if not here yet, and carries out the end (`end_wanted`).
@@ -583,22 +531,14 @@ impl ProcessActor {
         let id = state.egress.to_string();
         let me = myself.clone();
         state.tasks.push(tokio::spawn(async move {
-            let r = ipc::with_deadline(
-                "Stop",
-                deadline,
-                client.stop(proto::StopRequest { egress_id: id }),
-            )
-            .await;
+            let r = ipc::with_deadline("Stop", deadline, client.stop(proto::StopRequest { egress_id: id })).await;
             let ack = match r {
                 Err(IpcError::Deadline { .. }) => Err(DeadlineMissed),
                 _ => Ok(()),
             };
             let _ = me.cast(ProcessMessage::StopAcked(ack));
         }));
-        myself.send_after(
-            Duration::from_secs(self.cfg.handler.stop_grace_secs),
-            || ProcessMessage::EscalateTerm,
-        );
+        myself.send_after(Duration::from_secs(self.cfg.handler.stop_grace_secs), || ProcessMessage::EscalateTerm);
     }
 
     /// SIGKILL to the group, and a last deadline for the exit to be seen.
@@ -678,9 +618,7 @@ impl Drop for ProcessState {
             if let Err(ractor::MessagingErr::SendErr(EgressesMessage::Status(update))) =
                 peers.egresses.cast(EgressesMessage::Status(update))
             {
-                let _ = peers
-                    .reporter
-                    .cast(super::reporter::ReporterMessage::Update(update));
+                let _ = peers.reporter.cast(super::reporter::ReporterMessage::Update(update));
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -698,10 +636,7 @@ fn outcome(state: &ProcessState, exit: Option<ExitStatus>) -> (HandlerResult, St
         return (HandlerResult::LaunchFailed, why.clone());
     }
     if state.aborted {
-        return (
-            HandlerResult::Aborted,
-            "stopped before it became active".into(),
-        );
+        return (HandlerResult::Aborted, "stopped before it became active".into());
     }
     if let Some(report) = &state.report {
         return if report.error.is_empty() {
@@ -719,10 +654,7 @@ fn outcome(state: &ProcessState, exit: Option<ExitStatus>) -> (HandlerResult, St
         },
     };
     if state.phase == Phase::Launching {
-        return (
-            HandlerResult::LaunchFailed,
-            format!("{described} before it was ready"),
-        );
+        return (HandlerResult::LaunchFailed, format!("{described} before it was ready"));
     }
     match exit.and_then(|s| s.code()) {
         Some(0) => (HandlerResult::Completed, String::new()),

@@ -42,11 +42,7 @@ pub enum QueueMessage {
 
 impl QueueState {
     fn requeue(&mut self, item: QueuedRequest) {
-        let at = self
-            .items
-            .iter()
-            .position(|q| q.queued_at > item.queued_at)
-            .unwrap_or(self.items.len());
+        let at = self.items.iter().position(|q| q.queued_at > item.queued_at).unwrap_or(self.items.len());
         self.items.insert(at, item);
     }
 }
@@ -56,11 +52,7 @@ impl Actor for QueueActor {
     type State = QueueState;
     type Arguments = ();
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        _: (),
-    ) -> Result<QueueState, ActorProcessingErr> {
+    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, _: ()) -> Result<QueueState, ActorProcessingErr> {
         Ok(QueueState::default())
     }
 
@@ -77,11 +69,7 @@ impl Actor for QueueActor {
                 let _ = reply.send(state.items.iter().take(n).cloned().collect());
             }
             QueueMessage::Take(id, reply) => {
-                let taken = state
-                    .items
-                    .iter()
-                    .position(|q| q.egress_id == id)
-                    .and_then(|i| state.items.remove(i));
+                let taken = state.items.iter().position(|q| q.egress_id == id).and_then(|i| state.items.remove(i));
                 // A caller that gave up waiting must not make the request vanish.
                 if let Err(ractor::MessagingErr::SendErr(Some(item))) = reply.send(taken) {
                     state.requeue(item);

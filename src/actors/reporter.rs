@@ -55,10 +55,7 @@ impl EgressRecord {
             egress_id: self.egress_id.to_string(),
             status: self.status.to_proto() as i32,
             r#type: self.ty.as_str().to_string(),
-            result: self
-                .result
-                .map(|r| r.as_str().to_string())
-                .unwrap_or_default(),
+            result: self.result.map(|r| r.as_str().to_string()).unwrap_or_default(),
             error: self.error.clone(),
             queued_at_ms: self.queued_at_ms,
             started_at_ms: self.started_at_ms,
@@ -71,10 +68,7 @@ impl EgressRecord {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// One status transition.
@@ -91,14 +85,7 @@ pub struct StatusUpdate {
 
 impl StatusUpdate {
     pub fn new(egress_id: EgressId, status: Status) -> Self {
-        Self {
-            egress_id,
-            status,
-            result: None,
-            error: None,
-            duration_secs: None,
-            size_bytes: None,
-        }
+        Self { egress_id, status, result: None, error: None, duration_secs: None, size_bytes: None }
     }
 }
 
@@ -111,19 +98,14 @@ pub struct StatusStore {
 
 impl Default for StatusStore {
     fn default() -> Self {
-        Self {
-            records: Mutex::new(HashMap::new()),
-            changes: broadcast::channel(4096).0,
-        }
+        Self { records: Mutex::new(HashMap::new()), changes: broadcast::channel(4096).0 }
     }
 }
 
 impl StatusStore {
     fn records(&self) -> std::sync::MutexGuard<'_, HashMap<EgressId, EgressRecord>> {
         // A panic while holding the guard cannot leave a record half-written (every write is one insert).
-        self.records
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -143,10 +125,7 @@ pub enum ReporterMessage {
     /// Every egress, oldest first.
     List(RpcReplyPort<Vec<EgressRecord>>),
     /// The current record and a receiver of every later change (of all egresses; the caller filters).
-    Watch(
-        EgressId,
-        RpcReplyPort<Option<(EgressRecord, broadcast::Receiver<EgressRecord>)>>,
-    ),
+    Watch(EgressId, RpcReplyPort<Option<(EgressRecord, broadcast::Receiver<EgressRecord>)>>),
     /// Test-only: make this actor fail so the NodeSupervisor's restart can be observed.
     Crash,
 }
@@ -156,25 +135,14 @@ impl Actor for ReporterActor {
     type State = ();
     type Arguments = ();
 
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        _: (),
-    ) -> Result<(), ActorProcessingErr> {
+    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
         Ok(())
     }
 
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: Self::Msg,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
+    async fn handle(&self, _myself: ActorRef<Self::Msg>, msg: Self::Msg, _: &mut ()) -> Result<(), ActorProcessingErr> {
         match msg {
             ReporterMessage::Queued(record, reply) => {
-                self.store
-                    .records()
-                    .insert(record.egress_id.clone(), record.clone());
+                self.store.records().insert(record.egress_id.clone(), record.clone());
                 let _ = self.store.changes.send(record);
                 metrics::status_update();
                 let _ = reply.send(());
@@ -191,9 +159,7 @@ impl Actor for ReporterActor {
             }
             ReporterMessage::List(reply) => {
                 let mut all: Vec<_> = self.store.records().values().cloned().collect();
-                all.sort_by(|a, b| {
-                    (a.queued_at_ms, &a.egress_id).cmp(&(b.queued_at_ms, &b.egress_id))
-                });
+                all.sort_by(|a, b| (a.queued_at_ms, &a.egress_id).cmp(&(b.queued_at_ms, &b.egress_id)));
                 let _ = reply.send(all);
             }
             ReporterMessage::Watch(id, reply) => {
@@ -217,9 +183,7 @@ impl ReporterActor {
                 return;
             };
             // `<=`: a batch delivered again after a Reporter crash repeats transitions already applied.
-            if record.status.is_final()
-                || (update.status <= record.status && !update.status.is_final())
-            {
+            if record.status.is_final() || (update.status <= record.status && !update.status.is_final()) {
                 debug!(egress_id = %update.egress_id, from = record.status.as_str(), to = update.status.as_str(),
                     "Stale status update ignored.");
                 return;

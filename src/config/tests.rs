@@ -2,8 +2,7 @@ use super::*;
 
 #[test]
 fn example_config_parses_validates_and_matches_the_defaults() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"))
-        .unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml")).unwrap();
     let cfg = Config::from_yaml(&text).unwrap();
     cfg.validate().unwrap();
     // The example documents the defaults; if one changes, the example must too.
@@ -38,18 +37,10 @@ fn env_overrides_every_kind_of_key() {
 #[test]
 fn bad_env_values_name_the_variable() {
     let err = Config::default()
-        .with_env_overrides([(
-            "EGRESS_NODE_DRAIN_TIMEOUT_SECS".to_string(),
-            "soon".to_string(),
-        )])
+        .with_env_overrides([("EGRESS_NODE_DRAIN_TIMEOUT_SECS".to_string(), "soon".to_string())])
         .unwrap_err();
-    assert!(
-        err.to_string().contains("EGRESS_NODE_DRAIN_TIMEOUT_SECS"),
-        "{err}"
-    );
-    let err = Config::default()
-        .with_env_overrides([("EGRESS_API_LISTN".to_string(), "x".to_string())])
-        .unwrap_err();
+    assert!(err.to_string().contains("EGRESS_NODE_DRAIN_TIMEOUT_SECS"), "{err}");
+    let err = Config::default().with_env_overrides([("EGRESS_API_LISTN".to_string(), "x".to_string())]).unwrap_err();
     assert!(err.to_string().contains("listn"), "{err}");
 }
 
@@ -57,16 +48,8 @@ fn bad_env_values_name_the_variable() {
 fn validation_names_the_key() {
     let mut cfg = Config::default();
     cfg.monitor.max_cpu_utilization = 1.5;
-    assert!(cfg
-        .validate()
-        .unwrap_err()
-        .to_string()
-        .contains("monitor.max_cpu_utilization"));
+    assert!(cfg.validate().unwrap_err().to_string().contains("monitor.max_cpu_utilization"));
     let mut cfg = Config::default();
     cfg.api.listen = "localhost".into();
-    assert!(cfg
-        .validate()
-        .unwrap_err()
-        .to_string()
-        .contains("api.listen"));
+    assert!(cfg.validate().unwrap_err().to_string().contains("api.listen"));
 }

@@ -24,10 +24,7 @@ impl Codec {
     const ALL: [Codec; 4] = [Codec::H264, Codec::Aac, Codec::Vp8, Codec::Opus];
 
     fn index(self) -> usize {
-        Self::ALL
-            .iter()
-            .position(|c| *c == self)
-            .unwrap_or_default()
+        Self::ALL.iter().position(|c| *c == self).unwrap_or_default()
     }
 
     fn is_video(self) -> bool {
@@ -47,9 +44,7 @@ pub(super) enum ParamSets {
 
 /// Looks the factory up first so a missing plugin becomes `MissingElement` with its name rather than a vague
 /// build error.
-pub(super) fn make<'a>(
-    factory: &'static str,
-) -> Result<gst::element_factory::ElementBuilder<'a>, PipelineError> {
+pub(super) fn make<'a>(factory: &'static str) -> Result<gst::element_factory::ElementBuilder<'a>, PipelineError> {
     gst::ElementFactory::find(factory).ok_or(PipelineError::MissingElement(factory))?;
     Ok(gst::ElementFactory::make(factory))
 }
@@ -64,10 +59,7 @@ pub(super) fn queue() -> Result<gst::Element, PipelineError> {
 }
 
 pub(super) fn raw_audio_caps() -> gst::Caps {
-    gst::Caps::builder("audio/x-raw")
-        .field("rate", AUDIO_RATE)
-        .field("channels", AUDIO_CHANNELS)
-        .build()
+    gst::Caps::builder("audio/x-raw").field("rate", AUDIO_RATE).field("channels", AUDIO_CHANNELS).build()
 }
 
 pub(super) fn raw_video_caps(preset: &Preset) -> gst::Caps {
@@ -118,28 +110,15 @@ impl Graph {
 
     /// Links a new branch of `codec`'s tee, through the parser the container needs, to `sink_pad`
     /// (a request pad of a muxer).
-    pub fn feed(
-        &mut self,
-        codec: Codec,
-        sink_pad: &gst::Pad,
-        params: ParamSets,
-    ) -> Result<(), PipelineError> {
+    pub fn feed(&mut self, codec: Codec, sink_pad: &gst::Pad, params: ParamSets) -> Result<(), PipelineError> {
         let tee = self.encoded(codec)?;
         let queue = self.branch(&tee)?;
         // A parser per branch, not one before the tee: mp4/flv want avc/raw, mpegts wants byte-stream/ADTS,
         // and each parser converts to what its own muxer asks for.
         let last = match codec {
             Codec::H264 => {
-                let interval = if params == ParamSets::EveryKeyFrame {
-                    -1i32
-                } else {
-                    0
-                };
-                Some(
-                    make("h264parse")?
-                        .property("config-interval", interval)
-                        .build()?,
-                )
+                let interval = if params == ParamSets::EveryKeyFrame { -1i32 } else { 0 };
+                Some(make("h264parse")?.property("config-interval", interval).build()?)
             }
             Codec::Aac => Some(make("aacparse")?.build()?),
             Codec::Vp8 | Codec::Opus => None,
@@ -152,11 +131,8 @@ impl Graph {
             }
             None => queue,
         };
-        let src = last
-            .static_pad("src")
-            .ok_or_else(|| PipelineError::Build("element without a src pad".into()))?;
-        src.link(sink_pad)
-            .map_err(|e| PipelineError::Build(format!("cannot link {codec:?} into muxer: {e}")))?;
+        let src = last.static_pad("src").ok_or_else(|| PipelineError::Build("element without a src pad".into()))?;
+        src.link(sink_pad).map_err(|e| PipelineError::Build(format!("cannot link {codec:?} into muxer: {e}")))?;
         Ok(())
     }
 
@@ -168,9 +144,9 @@ impl Graph {
         template: &str,
         params: ParamSets,
     ) -> Result<(), PipelineError> {
-        let pad = mux.request_pad_simple(template).ok_or_else(|| {
-            PipelineError::Build(format!("{} has no request pad {template}", mux.name()))
-        })?;
+        let pad = mux
+            .request_pad_simple(template)
+            .ok_or_else(|| PipelineError::Build(format!("{} has no request pad {template}", mux.name())))?;
         self.feed(codec, &pad, params)
     }
 
@@ -179,28 +155,17 @@ impl Graph {
         if let Some(tee) = &self.encoded[codec.index()] {
             return Ok(tee.clone());
         }
-        let raw = if codec.is_video() {
-            &self.raw_video
-        } else {
-            &self.raw_audio
-        };
-        let raw = raw.clone().ok_or_else(|| {
-            PipelineError::Build(format!(
-                "{codec:?} needed but the source has no such stream"
-            ))
-        })?;
+        let raw = if codec.is_video() { &self.raw_video } else { &self.raw_audio };
+        let raw = raw
+            .clone()
+            .ok_or_else(|| PipelineError::Build(format!("{codec:?} needed but the source has no such stream")))?;
         let p = self.preset;
         let mut chain = match codec {
             Codec::H264 => vec![
                 make("videoconvert")?.build()?,
                 // Without I420 x264enc picks 4:4:4, which browsers cannot play (DESIGN.md, known traps).
                 make("capsfilter")?
-                    .property(
-                        "caps",
-                        gst::Caps::builder("video/x-raw")
-                            .field("format", "I420")
-                            .build(),
-                    )
+                    .property("caps", gst::Caps::builder("video/x-raw").field("format", "I420").build())
                     .build()?,
                 make("x264enc")?
                     .property("bitrate", p.video_bitrate_kbps)
@@ -226,9 +191,7 @@ impl Graph {
             Codec::Opus => vec![
                 make("audioconvert")?.build()?,
                 make("audioresample")?.build()?,
-                make("opusenc")?
-                    .property("bitrate", (p.audio_bitrate_kbps * 1000) as i32)
-                    .build()?,
+                make("opusenc")?.property("bitrate", (p.audio_bitrate_kbps * 1000) as i32).build()?,
             ],
         };
         chain.push(make("tee")?.build()?);

@@ -34,10 +34,7 @@ pub enum PipelineError {
     #[error("cannot build the pipeline: {0}")]
     Build(String),
     #[error("cannot create output directory {}: {source}", path.display())]
-    CreateDir {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
+    CreateDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("the pipeline did not start: {0}")]
     StateChange(String),
     /// An error posted on the bus; URLs and stream keys are redacted.
@@ -95,15 +92,7 @@ pub async fn run(
     let pipeline = build(req).map_err(|e| redactor.error(e))?;
     let mut guard = NullOnDrop(Some(pipeline.clone()));
 
-    let result = drive(
-        &pipeline,
-        req.duration,
-        stop,
-        &stages,
-        eos_timeout,
-        &redactor,
-    )
-    .await;
+    let result = drive(&pipeline, req.duration, stop, &stages, eos_timeout, &redactor).await;
 
     // NULL can wait on streaming threads (a sink stuck in a network call), so not on the runtime thread, and
     // not for ever: the report (and the process exit after it) must not hang on one stuck element.
@@ -115,10 +104,7 @@ pub async fn run(
     }
     let duration = result?;
     let size_bytes = req.outputs.iter().map(output::written_bytes).sum();
-    Ok(Report {
-        duration,
-        size_bytes,
-    })
+    Ok(Report { duration, size_bytes })
 }
 
 fn build(req: &EgressRequest) -> Result<gst::Pipeline, PipelineError> {
@@ -168,31 +154,21 @@ impl PipelineEvent {
         use gst::MessageView;
         match msg.view() {
             MessageView::StateChanged(s)
-                if msg.src() == Some(pipeline.upcast_ref())
-                    && s.current() == gst::State::Playing =>
+                if msg.src() == Some(pipeline.upcast_ref()) && s.current() == gst::State::Playing =>
             {
                 Self::Playing
             }
-            MessageView::Application(a)
-                if a.structure()
-                    .is_some_and(|s| s.name() == source::FIRST_BUFFER) =>
-            {
+            MessageView::Application(a) if a.structure().is_some_and(|s| s.name() == source::FIRST_BUFFER) => {
                 Self::FirstBuffer
             }
             MessageView::Eos(_) => Self::Eos,
             MessageView::Error(e) => {
-                let element = msg
-                    .src()
-                    .map(|s| s.name().to_string())
-                    .unwrap_or_else(|| "pipeline".into());
+                let element = msg.src().map(|s| s.name().to_string()).unwrap_or_else(|| "pipeline".into());
                 let debug = e.debug().map(|d| format!(" ({d})")).unwrap_or_default();
                 Self::Error(format!("{element}: {}{debug}", e.error()))
             }
             MessageView::Warning(w) => {
-                let element = msg
-                    .src()
-                    .map(|s| s.name().to_string())
-                    .unwrap_or_else(|| "pipeline".into());
+                let element = msg.src().map(|s| s.name().to_string()).unwrap_or_else(|| "pipeline".into());
                 Self::Warning(format!("{element}: {}", w.error()))
             }
             _ => Self::Other,
@@ -209,9 +185,7 @@ async fn drive(
     eos_timeout: Duration,
     redactor: &Redactor,
 ) -> Result<Duration, PipelineError> {
-    let bus = pipeline
-        .bus()
-        .ok_or_else(|| PipelineError::Build("pipeline without a bus".into()))?;
+    let bus = pipeline.bus().ok_or_else(|| PipelineError::Build("pipeline without a bus".into()))?;
     let mut messages = bus.stream();
     if pipeline.set_state(gst::State::Playing).is_err() {
         // The reason, if any, was posted on the bus, and the stream has it already.
@@ -322,11 +296,7 @@ impl Redactor {
         let mut secrets = Vec::new();
         for url in urls {
             secrets.push((url.to_string(), redact_url(url)));
-            secrets.extend(
-                secret_parts(url)
-                    .into_iter()
-                    .map(|s| (s, "****".to_string())),
-            );
+            secrets.extend(secret_parts(url).into_iter().map(|s| (s, "****".to_string())));
         }
         secrets.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
         secrets.dedup();
@@ -334,11 +304,7 @@ impl Redactor {
     }
 
     fn redact(&self, text: &str) -> String {
-        self.secrets
-            .iter()
-            .fold(text.to_string(), |t, (secret, with)| {
-                t.replace(secret, with)
-            })
+        self.secrets.iter().fold(text.to_string(), |t, (secret, with)| t.replace(secret, with))
     }
 
     fn error(&self, e: PipelineError) -> PipelineError {
@@ -370,12 +336,7 @@ fn secret_parts(url: &str) -> Vec<String> {
     if let Some((_, key)) = path.split_once('/') {
         parts.push(key.to_string());
     }
-    parts.extend(
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(_, v)| v.to_string()),
-    );
+    parts.extend(query.split('&').filter_map(|kv| kv.split_once('=')).map(|(_, v)| v.to_string()));
     parts.retain(|p| p.len() >= 4);
     parts
 }

@@ -38,10 +38,7 @@ pub(super) fn prepare(output: &Output) -> Result<(), PipelineError> {
     };
     match dir {
         Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|source| PipelineError::CreateDir {
-                path: dir.to_path_buf(),
-                source,
-            })
+            std::fs::create_dir_all(dir).map_err(|source| PipelineError::CreateDir { path: dir.to_path_buf(), source })
         }
         _ => Ok(()),
     }
@@ -56,9 +53,7 @@ pub(super) fn add(graph: &mut Graph, output: &Output) -> Result<(), PipelineErro
                 Container::Webm => (make("webmmux")?.build()?, Some(Codec::Vp8), Codec::Opus),
                 Container::Ogg => (make("oggmux")?.build()?, None, Codec::Opus),
             };
-            let sink = make("filesink")?
-                .property("location", path_str(path)?)
-                .build()?;
+            let sink = make("filesink")?.property("location", path_str(path)?).build()?;
             graph.chain(&[&mux, &sink])?;
             if let Some(video) = video {
                 graph.feed_mux(video, &mux, "video_%u", ParamSets::Header)?;
@@ -66,16 +61,11 @@ pub(super) fn add(graph: &mut Graph, output: &Output) -> Result<(), PipelineErro
             graph.feed_mux(audio, &mux, "audio_%u", ParamSets::Header)?;
         }
         Output::Stream { url } => {
-            let scheme = url
-                .split_once("://")
-                .map(|(s, _)| s.to_ascii_lowercase())
-                .unwrap_or_default();
+            let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase()).unwrap_or_default();
             match scheme.as_str() {
                 "rtmp" | "rtmps" => {
                     let mux = make("flvmux")?.property("streamable", true).build()?;
-                    let sink = make("rtmp2sink")?
-                        .property("location", url.as_str())
-                        .build()?;
+                    let sink = make("rtmp2sink")?.property("location", url.as_str()).build()?;
                     graph.chain(&[&mux, &sink])?;
                     graph.feed_mux(Codec::H264, &mux, "video", ParamSets::EveryKeyFrame)?;
                     graph.feed_mux(Codec::Aac, &mux, "audio", ParamSets::EveryKeyFrame)?;
@@ -87,11 +77,7 @@ pub(super) fn add(graph: &mut Graph, output: &Output) -> Result<(), PipelineErro
                     graph.feed_mux(Codec::H264, &mux, "sink_%d", ParamSets::EveryKeyFrame)?;
                     graph.feed_mux(Codec::Aac, &mux, "sink_%d", ParamSets::EveryKeyFrame)?;
                 }
-                other => {
-                    return Err(PipelineError::Unsupported(format!(
-                        "stream scheme {other:?}"
-                    )))
-                }
+                other => return Err(PipelineError::Unsupported(format!("stream scheme {other:?}"))),
             }
         }
         Output::Segments { dir } => {
@@ -108,10 +94,8 @@ pub(super) fn add(graph: &mut Graph, output: &Output) -> Result<(), PipelineErro
             graph.feed_mux(Codec::Aac, &sink, "audio", ParamSets::EveryKeyFrame)?;
         }
         Output::Images { dir } => {
-            let raw = graph
-                .raw_video
-                .clone()
-                .ok_or_else(|| PipelineError::Build("images need a video stream".into()))?;
+            let raw =
+                graph.raw_video.clone().ok_or_else(|| PipelineError::Build("images need a video stream".into()))?;
             let branch = graph.branch(&raw)?;
             let rate = make("videorate")?.build()?;
             let caps = make("capsfilter")?
@@ -124,9 +108,7 @@ pub(super) fn add(graph: &mut Graph, output: &Output) -> Result<(), PipelineErro
                 .build()?;
             let convert = make("videoconvert")?.build()?;
             let enc = make("jpegenc")?.build()?;
-            let sink = make("multifilesink")?
-                .property("location", path_str(&dir.join(IMAGE_PATTERN))?)
-                .build()?;
+            let sink = make("multifilesink")?.property("location", path_str(&dir.join(IMAGE_PATTERN))?).build()?;
             graph.chain(&[&rate, &caps, &convert, &enc, &sink])?;
             branch.link(&rate)?;
         }
@@ -139,12 +121,10 @@ pub(super) fn written_bytes(output: &Output) -> u64 {
     match output {
         Output::File { path, .. } => file_len(path),
         Output::Stream { .. } => 0,
-        Output::Segments { dir } => dir_bytes(dir, |name| {
-            name == PLAYLIST || (name.starts_with("segment") && name.ends_with(".ts"))
-        }),
-        Output::Images { dir } => dir_bytes(dir, |name| {
-            name.starts_with("img") && name.ends_with(".jpg")
-        }),
+        Output::Segments { dir } => {
+            dir_bytes(dir, |name| name == PLAYLIST || (name.starts_with("segment") && name.ends_with(".ts")))
+        }
+        Output::Images { dir } => dir_bytes(dir, |name| name.starts_with("img") && name.ends_with(".jpg")),
     }
 }
 

@@ -13,13 +13,8 @@ pub(super) const FIRST_BUFFER: &str = "egress-first-buffer";
 /// Test pattern and a 440 Hz sine tone, both live.
 pub(super) fn test(graph: &mut Graph, video: bool, audio: bool) -> Result<(), PipelineError> {
     if video {
-        let src = make("videotestsrc")?
-            .property("is-live", true)
-            .property_from_str("pattern", "smpte")
-            .build()?;
-        let caps = make("capsfilter")?
-            .property("caps", raw_video_caps(&graph.preset))
-            .build()?;
+        let src = make("videotestsrc")?.property("is-live", true).property_from_str("pattern", "smpte").build()?;
+        let caps = make("capsfilter")?.property("caps", raw_video_caps(&graph.preset)).build()?;
         let tee = raw_tee()?;
         graph.chain(&[&src, &caps, &tee])?;
         graph.raw_video = Some(tee);
@@ -33,9 +28,7 @@ pub(super) fn test(graph: &mut Graph, video: bool, audio: bool) -> Result<(), Pi
             .build()?;
         let convert = make("audioconvert")?.build()?;
         let resample = make("audioresample")?.build()?;
-        let caps = make("capsfilter")?
-            .property("caps", raw_audio_caps())
-            .build()?;
+        let caps = make("capsfilter")?.property("caps", raw_audio_caps()).build()?;
         let tee = raw_tee()?;
         graph.chain(&[&src, &convert, &resample, &caps, &tee])?;
         graph.raw_audio = Some(tee);
@@ -46,12 +39,7 @@ pub(super) fn test(graph: &mut Graph, video: bool, audio: bool) -> Result<(), Pi
 /// Any URI `uridecodebin` opens. Decoded streams are paced by `clocksync` so a file plays in real time like a
 /// live source (durations and stop then mean the same for every source). A wanted stream the URI lacks is
 /// filled with black or silence until the URI ends.
-pub(super) fn url(
-    graph: &mut Graph,
-    uri: &str,
-    video: bool,
-    audio: bool,
-) -> Result<(), PipelineError> {
+pub(super) fn url(graph: &mut Graph, uri: &str, video: bool, audio: bool) -> Result<(), PipelineError> {
     let decode = make("uridecodebin")?.property("uri", uri).build()?;
     graph.pipeline.add(&decode)?;
 
@@ -59,9 +47,7 @@ pub(super) fn url(
         let convert = make("videoconvert")?.build()?;
         let scale = make("videoscale")?.build()?;
         let rate = make("videorate")?.build()?;
-        let caps = make("capsfilter")?
-            .property("caps", raw_video_caps(&graph.preset))
-            .build()?;
+        let caps = make("capsfilter")?.property("caps", raw_video_caps(&graph.preset)).build()?;
         let sync = make("clocksync")?.build()?;
         let tee = raw_tee()?;
         graph.chain(&[&convert, &scale, &rate, &caps, &sync, &tee])?;
@@ -73,9 +59,7 @@ pub(super) fn url(
     let audio_entry = if audio {
         let convert = make("audioconvert")?.build()?;
         let resample = make("audioresample")?.build()?;
-        let caps = make("capsfilter")?
-            .property("caps", raw_audio_caps())
-            .build()?;
+        let caps = make("capsfilter")?.property("caps", raw_audio_caps()).build()?;
         let sync = make("clocksync")?.build()?;
         let tee = raw_tee()?;
         graph.chain(&[&convert, &resample, &caps, &sync, &tee])?;
@@ -92,11 +76,7 @@ pub(super) fn url(
             return;
         };
         let caps = pad.current_caps().or_else(|| pad.allowed_caps());
-        let media = caps
-            .as_ref()
-            .and_then(|c| c.structure(0))
-            .map(|s| s.name().to_string())
-            .unwrap_or_default();
+        let media = caps.as_ref().and_then(|c| c.structure(0)).map(|s| s.name().to_string()).unwrap_or_default();
         let entry = if media.starts_with("video/") {
             v.as_ref()
         } else if media.starts_with("audio/") {
@@ -104,9 +84,7 @@ pub(super) fn url(
         } else {
             None
         };
-        let target = entry
-            .and_then(|e| e.static_pad("sink"))
-            .filter(|p| !p.is_linked());
+        let target = entry.and_then(|e| e.static_pad("sink")).filter(|p| !p.is_linked());
         match target {
             Some(sink) => {
                 if let Err(e) = pad.link(&sink) {
@@ -146,10 +124,8 @@ pub(super) fn url(
             match add_filler(&pipeline, &sink, is_video, &preset) {
                 Ok(src) => filler_srcs.push(src),
                 Err(e) => {
-                    let msg = format!(
-                        "cannot fill the missing {} stream: {e}",
-                        if is_video { "video" } else { "audio" }
-                    );
+                    let msg =
+                        format!("cannot fill the missing {} stream: {e}", if is_video { "video" } else { "audio" });
                     gst::element_error!(pipeline, gst::StreamError::Failed, ["{}", msg]);
                 }
             }
@@ -162,14 +138,10 @@ pub(super) fn url(
 /// A tee that announces the first buffer through it, which is how `run` learns that data flows.
 fn raw_tee() -> Result<gst::Element, PipelineError> {
     let tee = make("tee")?.build()?;
-    let sink = tee
-        .static_pad("sink")
-        .ok_or_else(|| PipelineError::Build("tee without a sink pad".into()))?;
+    let sink = tee.static_pad("sink").ok_or_else(|| PipelineError::Build("tee without a sink pad".into()))?;
     sink.add_probe(gst::PadProbeType::BUFFER, |pad, _| {
         if let Some(tee) = pad.parent_element() {
-            let _ = tee.post_message(gst::message::Application::new(gst::Structure::new_empty(
-                FIRST_BUFFER,
-            )));
+            let _ = tee.post_message(gst::message::Application::new(gst::Structure::new_empty(FIRST_BUFFER)));
         }
         gst::PadProbeReturn::Remove
     });
@@ -178,17 +150,12 @@ fn raw_tee() -> Result<gst::Element, PipelineError> {
 
 fn drain(pipeline: &gst::Pipeline, pad: &gst::Pad) {
     let linked = (|| -> Result<(), PipelineError> {
-        let sink = make("fakesink")?
-            .property("sync", false)
-            .property("async", false)
-            .build()?;
+        let sink = make("fakesink")?.property("sync", false).property("async", false).build()?;
         pipeline.add(&sink)?;
         sink.sync_state_with_parent()?;
-        let sink_pad = sink
-            .static_pad("sink")
-            .ok_or_else(|| PipelineError::Build("fakesink without sink pad".into()))?;
-        pad.link(&sink_pad)
-            .map_err(|e| PipelineError::Build(e.to_string()))?;
+        let sink_pad =
+            sink.static_pad("sink").ok_or_else(|| PipelineError::Build("fakesink without sink pad".into()))?;
+        pad.link(&sink_pad).map_err(|e| PipelineError::Build(e.to_string()))?;
         Ok(())
     })();
     if let Err(e) = linked {
@@ -204,29 +171,15 @@ fn add_filler(
     preset: &crate::request::Preset,
 ) -> Result<gst::Element, PipelineError> {
     let (src, caps) = if video {
-        (
-            make("videotestsrc")?
-                .property_from_str("pattern", "black")
-                .build()?,
-            raw_video_caps(preset),
-        )
+        (make("videotestsrc")?.property_from_str("pattern", "black").build()?, raw_video_caps(preset))
     } else {
-        (
-            make("audiotestsrc")?
-                .property_from_str("wave", "silence")
-                .build()?,
-            raw_audio_caps(),
-        )
+        (make("audiotestsrc")?.property_from_str("wave", "silence").build()?, raw_audio_caps())
     };
     let filter = make("capsfilter")?.property("caps", caps).build()?;
     pipeline.add_many([&src, &filter])?;
     src.link(&filter)?;
-    let src_pad = filter
-        .static_pad("src")
-        .ok_or_else(|| PipelineError::Build("capsfilter without src pad".into()))?;
-    src_pad
-        .link(sink)
-        .map_err(|e| PipelineError::Build(e.to_string()))?;
+    let src_pad = filter.static_pad("src").ok_or_else(|| PipelineError::Build("capsfilter without src pad".into()))?;
+    src_pad.link(sink).map_err(|e| PipelineError::Build(e.to_string()))?;
     filter.sync_state_with_parent()?;
     src.sync_state_with_parent()?;
     Ok(src)

@@ -15,12 +15,7 @@ fn preset(name: &str) -> Preset {
     Preset::by_name(name).expect("known preset")
 }
 
-fn request(
-    source: Source,
-    outputs: Vec<Output>,
-    preset_name: &str,
-    secs: Option<f64>,
-) -> EgressRequest {
+fn request(source: Source, outputs: Vec<Output>, preset_name: &str, secs: Option<f64>) -> EgressRequest {
     EgressRequest {
         source,
         outputs,
@@ -63,23 +58,14 @@ struct Discovered {
 
 impl Discovered {
     fn has(&self, kind: &str, codec: &str) -> bool {
-        self.streams
-            .iter()
-            .any(|s| s.starts_with(kind) && s.contains(codec))
+        self.streams.iter().any(|s| s.starts_with(kind) && s.contains(codec))
     }
 }
 
 fn discover(path: &Path) -> Discovered {
-    let out = Command::new("gst-discoverer-1.0")
-        .arg(path)
-        .output()
-        .expect("gst-discoverer-1.0 runs");
+    let out = Command::new("gst-discoverer-1.0").arg(path).output().expect("gst-discoverer-1.0 runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !text.contains("An error was encountered"),
-        "{} is not playable:\n{text}",
-        path.display()
-    );
+    assert!(!text.contains("An error was encountered"), "{} is not playable:\n{text}", path.display());
     let duration = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("Duration: "))
@@ -105,10 +91,7 @@ fn parse_clock(s: &str) -> Option<Duration> {
 
 fn assert_near(actual: Duration, expected_secs: f64, what: &str) {
     let got = actual.as_secs_f64();
-    assert!(
-        (got - expected_secs).abs() <= 0.5,
-        "{what}: {got:.3} s, expected {expected_secs} ± 0.5 s"
-    );
+    assert!((got - expected_secs).abs() <= 0.5, "{what}: {got:.3} s, expected {expected_secs} ± 0.5 s");
 }
 
 #[tokio::test]
@@ -125,11 +108,7 @@ async fn mp4_of_three_seconds_is_h264_aac_and_three_seconds_long() {
     assert_near(d.duration, 3.0, "file duration");
     assert_near(report.duration, 3.0, "reported duration");
     assert!(d.has("video", "H.264"), "{:?}", d.streams);
-    assert!(
-        !d.has("video", "4:4:4"),
-        "x264 must get I420: {:?}",
-        d.streams
-    );
+    assert!(!d.has("video", "4:4:4"), "x264 must get I420: {:?}", d.streams);
     assert!(d.has("audio", "MPEG-4 AAC"), "{:?}", d.streams);
     assert_eq!(report.size_bytes, std::fs::metadata(&path).unwrap().len());
     assert!(report.size_bytes > 10_000);
@@ -162,11 +141,7 @@ async fn ogg_is_opus_audio_only() {
     let d = discover(&path);
     assert_near(d.duration, 2.0, "file duration");
     assert!(d.has("audio", "Opus"), "{:?}", d.streams);
-    assert!(
-        !d.streams.iter().any(|s| s.starts_with("video")),
-        "{:?}",
-        d.streams
-    );
+    assert!(!d.streams.iter().any(|s| s.starts_with("video")), "{:?}", d.streams);
 }
 
 #[tokio::test]
@@ -178,31 +153,18 @@ async fn stop_before_duration_still_finalizes_the_mp4() {
     let (tx, mut rx) = mpsc::unbounded_channel();
 
     let handle = tokio::spawn(async move { run(&req, stop_rx, tx, EOS_TIMEOUT).await });
-    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv())
-        .await
-        .expect("active within 20 s");
+    let first = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await.expect("active within 20 s");
     assert_eq!(first, Some(Stage::Active));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop_tx.send(true).unwrap();
-    let report = tokio::time::timeout(Duration::from_secs(20), handle)
-        .await
-        .expect("ends after stop")
-        .unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(20), handle).await.expect("ends after stop").unwrap();
 
     let report = report.expect("stopped pipeline succeeds");
     assert_eq!(rx.recv().await, Some(Stage::Ending));
     assert!(report.duration < Duration::from_secs(5), "{report:?}");
     let d = discover(&path);
-    assert_near(
-        d.duration,
-        report.duration.as_secs_f64(),
-        "file duration vs reported",
-    );
-    assert!(
-        d.has("video", "H.264") && d.has("audio", "AAC"),
-        "{:?}",
-        d.streams
-    );
+    assert_near(d.duration, report.duration.as_secs_f64(), "file duration vs reported");
+    assert!(d.has("video", "H.264") && d.has("audio", "AAC"), "{:?}", d.streams);
 }
 
 #[tokio::test]
@@ -210,19 +172,11 @@ async fn unwritable_output_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("not-a-dir");
     std::fs::write(&blocker, b"x").unwrap();
-    let req = request(
-        Source::Test,
-        vec![file(blocker.join("out.mp4"))],
-        "240p15",
-        Some(1.0),
-    );
+    let req = request(Source::Test, vec![file(blocker.join("out.mp4"))], "240p15", Some(1.0));
 
     let (result, stages) = run_to_end(&req).await;
 
-    assert!(
-        matches!(result, Err(PipelineError::CreateDir { .. })),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(PipelineError::CreateDir { .. })), "{result:?}");
     assert!(stages.is_empty());
 }
 
@@ -237,31 +191,20 @@ async fn unopenable_output_file_is_an_error() {
 
     let err = result.expect_err("filesink cannot open a directory");
     assert!(matches!(err, PipelineError::StateChange(_)), "{err:?}");
-    assert!(
-        err.to_string().contains("taken.mp4"),
-        "the reason names the file: {err}"
-    );
+    assert!(err.to_string().contains("taken.mp4"), "the reason names the file: {err}");
 }
 
 #[tokio::test]
 async fn eos_not_reached_in_time_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let req = request(
-        Source::Test,
-        vec![file(dir.path().join("a.mp4"))],
-        "240p15",
-        Some(1.0),
-    );
+    let req = request(Source::Test, vec![file(dir.path().join("a.mp4"))], "240p15", Some(1.0));
     let (_stop_tx, stop_rx) = watch::channel(false);
     let (tx, _rx) = mpsc::unbounded_channel();
 
     // No time at all for EOS to travel from the sources to the file.
     let result = run(&req, stop_rx, tx, Duration::ZERO).await;
 
-    assert!(
-        matches!(result, Err(PipelineError::EosTimeout(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(PipelineError::EosTimeout(_))), "{result:?}");
 }
 
 #[tokio::test]
@@ -272,9 +215,8 @@ async fn stop_before_start_ends_without_active() {
     let (_stop_tx, stop_rx) = watch::channel(true);
     let (tx, mut rx) = mpsc::unbounded_channel();
 
-    let result = tokio::time::timeout(Duration::from_secs(20), run(&req, stop_rx, tx, EOS_TIMEOUT))
-        .await
-        .expect("ends");
+    let result =
+        tokio::time::timeout(Duration::from_secs(20), run(&req, stop_rx, tx, EOS_TIMEOUT)).await.expect("ends");
 
     result.expect("pipeline ends cleanly");
     assert_eq!(rx.recv().await, Some(Stage::Ending));
@@ -284,40 +226,25 @@ async fn stop_before_start_ends_without_active() {
 #[tokio::test]
 async fn web_source_is_unsupported() {
     let dir = tempfile::tempdir().unwrap();
-    let req = request(
-        Source::Web("https://example.com".into()),
-        vec![file(dir.path().join("a.mp4"))],
-        "240p15",
-        Some(1.0),
-    );
+    let req =
+        request(Source::Web("https://example.com".into()), vec![file(dir.path().join("a.mp4"))], "240p15", Some(1.0));
     let (result, _) = run_to_end(&req).await;
-    assert!(
-        matches!(result, Err(PipelineError::Unsupported(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(PipelineError::Unsupported(_))), "{result:?}");
 }
 
 #[tokio::test]
 async fn several_outputs_share_one_encode() {
     let dir = tempfile::tempdir().unwrap();
-    let (mp4, mp4b, webm, ogg) = (
-        dir.path().join("a.mp4"),
-        dir.path().join("b.mp4"),
-        dir.path().join("c.webm"),
-        dir.path().join("d.ogg"),
-    );
+    let (mp4, mp4b, webm, ogg) =
+        (dir.path().join("a.mp4"), dir.path().join("b.mp4"), dir.path().join("c.webm"), dir.path().join("d.ogg"));
     let (segments, images) = (dir.path().join("hls"), dir.path().join("img"));
     let outputs = vec![
         file(mp4.clone()),
         file(mp4b.clone()),
         file(webm.clone()),
         file(ogg.clone()),
-        Output::Segments {
-            dir: segments.clone(),
-        },
-        Output::Images {
-            dir: images.clone(),
-        },
+        Output::Segments { dir: segments.clone() },
+        Output::Images { dir: images.clone() },
     ];
     let req = request(Source::Test, outputs, "240p15", Some(3.0));
 
@@ -327,41 +254,21 @@ async fn several_outputs_share_one_encode() {
     for path in [&mp4, &mp4b, &webm, &ogg] {
         assert_near(discover(path).duration, 3.0, &path.display().to_string());
     }
-    let playlist =
-        std::fs::read_to_string(segments.join("playlist.m3u8")).expect("playlist written");
+    let playlist = std::fs::read_to_string(segments.join("playlist.m3u8")).expect("playlist written");
     assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
     assert!(playlist.contains("segment00000.ts"), "{playlist}");
     let seg = discover(&segments.join("segment00000.ts"));
-    assert!(
-        seg.has("video", "H.264") && seg.has("audio", "AAC"),
-        "{:?}",
-        seg.streams
-    );
+    assert!(seg.has("video", "H.264") && seg.has("audio", "AAC"), "{:?}", seg.streams);
     assert!(images.join("img00000.jpg").is_file(), "first image written");
-    let files: u64 = [&mp4, &mp4b, &webm, &ogg]
-        .iter()
-        .map(|p| std::fs::metadata(p).unwrap().len())
-        .sum();
-    assert!(
-        report.size_bytes > files,
-        "segments and images counted too: {} vs {files}",
-        report.size_bytes
-    );
+    let files: u64 = [&mp4, &mp4b, &webm, &ogg].iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
+    assert!(report.size_bytes > files, "segments and images counted too: {} vs {files}", report.size_bytes);
 }
 
 #[tokio::test]
 async fn url_source_is_transcoded_and_a_missing_video_is_filled() {
     let dir = tempfile::tempdir().unwrap();
     let ogg = dir.path().join("in.ogg");
-    run_to_end(&request(
-        Source::Test,
-        vec![file(ogg.clone())],
-        "240p15",
-        Some(2.0),
-    ))
-    .await
-    .0
-    .expect("input recorded");
+    run_to_end(&request(Source::Test, vec![file(ogg.clone())], "240p15", Some(2.0))).await.0.expect("input recorded");
     let out = dir.path().join("out.mp4");
     let uri = format!("file://{}", ogg.display());
     // No duration: the pipeline must end by itself when the URI ends.
@@ -373,23 +280,14 @@ async fn url_source_is_transcoded_and_a_missing_video_is_filled() {
     assert_eq!(stages, [Stage::Active, Stage::Ending]);
     let d = discover(&out);
     assert_near(d.duration, 2.0, "transcoded duration");
-    assert!(
-        d.has("video", "H.264") && d.has("audio", "AAC"),
-        "{:?}",
-        d.streams
-    );
+    assert!(d.has("video", "H.264") && d.has("audio", "AAC"), "{:?}", d.streams);
 }
 
 #[tokio::test]
 async fn stream_errors_do_not_leak_the_stream_key() {
     // Nothing listens on port 9 of localhost, so the RTMP connection fails.
     let url = "rtmp://127.0.0.1:9/live/supersecretkey".to_string();
-    let req = request(
-        Source::Test,
-        vec![Output::Stream { url }],
-        "240p15",
-        Some(10.0),
-    );
+    let req = request(Source::Test, vec![Output::Stream { url }], "240p15", Some(10.0));
 
     let (result, _) = run_to_end(&req).await;
 
@@ -401,9 +299,7 @@ async fn stream_errors_do_not_leak_the_stream_key() {
 fn redactor_hides_urls_and_their_parts() {
     let req = request(
         Source::Url("https://user:hunter22@cdn.example.com/v.mp4?token=abcdef".into()),
-        vec![Output::Stream {
-            url: "rtmp://live.example.com/app/streamkey123".into(),
-        }],
+        vec![Output::Stream { url: "rtmp://live.example.com/app/streamkey123".into() }],
         "240p15",
         None,
     );

@@ -26,11 +26,7 @@ pub fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Optio
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub struct Node {
@@ -63,9 +59,7 @@ impl Node {
             .env("EGRESS_NODE_DRAIN_TIMEOUT_SECS", "30")
             .env("RUST_LOG", "info,egress=debug")
             .stdin(Stdio::null())
-            .stdout(Stdio::from(
-                std::fs::File::create(dir.path().join("node.out")).unwrap(),
-            ))
+            .stdout(Stdio::from(std::fs::File::create(dir.path().join("node.out")).unwrap()))
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
         for (k, v) in env {
             cmd.env(k, v);
@@ -79,9 +73,7 @@ impl Node {
             output_root,
             log,
         };
-        eventually(Duration::from_secs(20), "node /readyz", || {
-            (node.http_get("/readyz").0 == 200).then_some(())
-        });
+        eventually(Duration::from_secs(20), "node /readyz", || (node.http_get("/readyz").0 == 200).then_some(()));
         node
     }
 
@@ -91,11 +83,7 @@ impl Node {
 
     /// Runs the CLI against this node.
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .env("EGRESS_API", &self.api)
-            .output()
-            .expect("run egress cli")
+        Command::new(BIN).args(args).env("EGRESS_API", &self.api).output().expect("run egress cli")
     }
 
     /// `egress start …`; returns the id it printed.
@@ -103,11 +91,7 @@ impl Node {
         let mut all = vec!["start"];
         all.extend_from_slice(args);
         let out = self.cli(&all);
-        assert!(
-            out.status.success(),
-            "start {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "start {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
         assert!(id.starts_with("EG_"), "unexpected id {id:?}");
         id
@@ -115,11 +99,7 @@ impl Node {
 
     pub fn info(&self, id: &str) -> serde_json::Value {
         let out = self.cli(&["get", id, "--json"]);
-        assert!(
-            out.status.success(),
-            "get {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "get {id}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
@@ -130,9 +110,7 @@ impl Node {
     pub fn wait_status(&self, id: &str, wanted: &[&str], timeout: Duration) -> serde_json::Value {
         eventually(timeout, &format!("{id} to reach {wanted:?}"), || {
             let info = self.info(id);
-            wanted
-                .contains(&info["status"].as_str().unwrap())
-                .then_some(info)
+            wanted.contains(&info["status"].as_str().unwrap()).then_some(info)
         })
     }
 
@@ -156,10 +134,7 @@ impl Node {
     }
 
     pub fn result_count(&self, result: &str) -> f64 {
-        self.metric(
-            "egress_handler_results_total",
-            &[("type", "test"), ("result", result)],
-        )
+        self.metric("egress_handler_results_total", &[("type", "test"), ("result", result)])
     }
 
     pub fn started_count(&self) -> f64 {
@@ -234,42 +209,27 @@ pub fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
         return (0, String::new());
     };
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n").unwrap();
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
-    let code = buf
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = buf
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (code, body)
 }
 
 pub fn metric_value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (n, rest) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if n != name {
-                return None;
-            }
-            let all = labels
-                .iter()
-                .all(|(k, v)| rest.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
-            all.then(|| value.parse().ok()).flatten()
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (n, rest) = match series.split_once('{') {
+            Some((n, rest)) => (n, rest.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if n != name {
+            return None;
+        }
+        let all = labels.iter().all(|(k, v)| rest.split(',').any(|kv| kv == format!("{k}=\"{v}\"")));
+        all.then(|| value.parse().ok()).flatten()
+    })
 }
 
 /// Sum of every series of a metric.
@@ -288,10 +248,7 @@ pub struct Discovered {
 }
 
 pub fn discover(path: &Path) -> Discovered {
-    let out = Command::new("gst-discoverer-1.0")
-        .arg(path)
-        .output()
-        .expect("gst-discoverer-1.0");
+    let out = Command::new("gst-discoverer-1.0").arg(path).output().expect("gst-discoverer-1.0");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() && !text.contains("An error was encountered"),
@@ -306,8 +263,5 @@ pub fn discover(path: &Path) -> Discovered {
             (p.len() == 3).then(|| p[0] * 3600.0 + p[1] * 60.0 + p[2])
         })
         .unwrap_or_else(|| panic!("no duration in:\n{text}"));
-    Discovered {
-        duration_secs,
-        text,
-    }
+    Discovered { duration_secs, text }
 }

@@ -23,21 +23,14 @@ impl CpuTimes {
 
     pub fn parse(proc_stat: &str) -> Option<CpuTimes> {
         let line = proc_stat.lines().find(|l| l.starts_with("cpu "))?;
-        let v: Vec<u64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
+        let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
         if v.len() < 4 {
             return None;
         }
         // user nice system idle iowait irq softirq steal (guest time is already in user).
         let total: u64 = v.iter().take(8).sum();
         let idle = v[3] + v.get(4).copied().unwrap_or(0);
-        Some(CpuTimes {
-            busy: total - idle,
-            total,
-        })
+        Some(CpuTimes { busy: total - idle, total })
     }
 }
 
@@ -72,9 +65,7 @@ pub fn parse_pid_stat(stat: &str) -> Option<(i32, u64, u64)> {
 /// Samples the node and every process whose group is in `pgids`.
 pub fn take(pgids: &HashSet<i32>) -> NodeSample {
     let at = Instant::now();
-    let cpu = std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| CpuTimes::parse(&s));
+    let cpu = std::fs::read_to_string("/proc/stat").ok().and_then(|s| CpuTimes::parse(&s));
     let clk_tck = sysconf(libc::_SC_CLK_TCK).unwrap_or(100) as f64;
     let page = sysconf(libc::_SC_PAGESIZE).unwrap_or(4096);
     let mut groups: HashMap<i32, GroupUsage> = HashMap::new();
@@ -82,10 +73,7 @@ pub fn take(pgids: &HashSet<i32>) -> NodeSample {
         if let Ok(dir) = std::fs::read_dir("/proc") {
             for entry in dir.flatten() {
                 let name = entry.file_name();
-                let Some(pid) = name
-                    .to_str()
-                    .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-                else {
+                let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
                     continue;
                 };
                 // A process may exit between listing and reading: skip it.
@@ -103,12 +91,7 @@ pub fn take(pgids: &HashSet<i32>) -> NodeSample {
             }
         }
     }
-    NodeSample {
-        at,
-        cpu,
-        clk_tck,
-        groups,
-    }
+    NodeSample { at, cpu, clk_tck, groups }
 }
 
 fn sysconf(name: libc::c_int) -> Option<u64> {
@@ -128,13 +111,10 @@ pub fn mem_total_bytes() -> Option<u64> {
 /// The memory limit of this process' cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`), if one is set: in a
 /// container it, not the host's memory, is what the kernel's OOM killer enforces.
 pub fn cgroup_memory_limit_bytes() -> Option<u64> {
-    [
-        "/sys/fs/cgroup/memory.max",
-        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-    ]
-    .iter()
-    .find_map(|p| std::fs::read_to_string(p).ok())
-    .and_then(|text| parse_memory_limit(&text))
+    ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| parse_memory_limit(&text))
 }
 
 /// `max`, or v1's "unlimited" (a number near 2^63), mean no limit.

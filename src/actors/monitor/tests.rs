@@ -39,19 +39,15 @@ mod admission {
         cfg.monitor.cpus = cpus;
         cfg.monitor.max_cpu_utilization = utilization;
         cfg.monitor.cpu_cost_test_cores = cost;
-        let (actor, _) = Actor::spawn(None, MonitorActor { cfg: Arc::new(cfg) }, ())
-            .await
-            .unwrap();
+        let (actor, _) = Actor::spawn(None, MonitorActor { cfg: Arc::new(cfg) }, ()).await.unwrap();
         actor
     }
 
     async fn admit(m: &ractor::ActorRef<MonitorMessage>, id: &EgressId) -> bool {
-        call(m, "monitor", Duration::from_secs(1), |reply| {
-            MonitorMessage::Admit {
-                egress: id.clone(),
-                ty: EgressType::Test,
-                reply,
-            }
+        call(m, "monitor", Duration::from_secs(1), |reply| MonitorMessage::Admit {
+            egress: id.clone(),
+            ty: EgressType::Test,
+            reply,
         })
         .await
         .unwrap()
@@ -64,35 +60,14 @@ mod admission {
         let ids: Vec<EgressId> = (0..10).map(|_| EgressId::new()).collect();
         let answers = futures::future::join_all(ids.iter().map(|id| admit(&m, id))).await;
         assert_eq!(answers.iter().filter(|a| **a).count(), 3, "{answers:?}");
-        let (reserved, capacity) = call(
-            &m,
-            "monitor",
-            Duration::from_secs(1),
-            MonitorMessage::Ledger,
-        )
-        .await
-        .unwrap();
+        let (reserved, capacity) = call(&m, "monitor", Duration::from_secs(1), MonitorMessage::Ledger).await.unwrap();
         assert!(reserved <= capacity + 1e-9, "{reserved} > {capacity}");
         assert!((reserved - 1.5).abs() < 1e-9);
 
-        let admitted = ids
-            .iter()
-            .zip(&answers)
-            .find(|(_, a)| **a)
-            .unwrap()
-            .0
-            .clone();
+        let admitted = ids.iter().zip(&answers).find(|(_, a)| **a).unwrap().0.clone();
         m.cast(MonitorMessage::Release(admitted)).unwrap();
-        let refused: Vec<&EgressId> = ids
-            .iter()
-            .zip(&answers)
-            .filter(|(_, a)| !**a)
-            .map(|(id, _)| id)
-            .collect();
-        assert!(
-            admit(&m, refused[0]).await,
-            "released cost is admitted again"
-        );
+        let refused: Vec<&EgressId> = ids.iter().zip(&answers).filter(|(_, a)| !**a).map(|(id, _)| id).collect();
+        assert!(admit(&m, refused[0]).await, "released cost is admitted again");
         assert!(!admit(&m, refused[1]).await, "and nothing more");
         m.stop(None);
     }
