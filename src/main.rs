@@ -77,30 +77,16 @@ async fn serve(config: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let http = tokio::net::TcpListener::bind(&cfg.metrics.listen)
         .await
         .with_context(|| format!("metrics.listen {}", cfg.metrics.listen))?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let signals = async_stream(move |tx| async move {
-        let mut terms = 0;
-        loop {
-            let sig = tokio::select! {
-                _ = term.recv() => { terms += 1; if terms == 1 { ShutdownSignal::Drain } else { ShutdownSignal::Immediate } }
-                _ = int.recv() => ShutdownSignal::Immediate,
-            };
-            if tx.send(sig).await.is_err() {
-                return;
-            }
-        }
+    let term = signal(SignalKind::terminate())?;
+    let int = signal(SignalKind::interrupt())?;
+    // The first SIGTERM drains; a second one, or SIGINT, ends every egress at once.
+    let signals = futures::stream::unfold((term, int, 0u32), |(mut term, mut int, terms)| async move {
+        let (sig, terms) = tokio::select! {
+            _ = term.recv() => (if terms == 0 { ShutdownSignal::Drain } else { ShutdownSignal::Immediate }, terms + 1),
+            _ = int.recv() => (ShutdownSignal::Immediate, terms),
+        };
+        Some((sig, (term, int, terms)))
     });
     egress::server::run(cfg, Listeners { api, http }, metrics, signals.boxed()).await?;
     Ok(())
-}
-
-fn async_stream<F, Fut>(f: F) -> tokio_stream::wrappers::ReceiverStream<ShutdownSignal>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<ShutdownSignal>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(f(tx));
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }

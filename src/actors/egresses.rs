@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tracing::{error, info, warn};
 
 use super::intake::IntakeMessage;
@@ -74,8 +74,6 @@ pub enum EgressesMessage {
     Flush,
     /// Tell the node when a drain has nothing left to wait for.
     CheckIdle,
-    /// How many egresses are running.
-    Count(RpcReplyPort<usize>),
     /// Test-only: make one egress' ProcessActor fail.
     CrashProcess(EgressId),
     /// The Reporter applied the first `n` backlogged updates (0: delivery failed; retried on `Flush`).
@@ -153,9 +151,6 @@ impl Actor for EgressSupervisor {
                 if let Some(r) = state.by_egress.get(&egress).and_then(|id| state.running.get(id)) {
                     let _ = r.process.cast(ProcessMessage::Crash);
                 }
-            }
-            EgressesMessage::Count(reply) => {
-                let _ = reply.send(state.running.len());
             }
         }
         Ok(())

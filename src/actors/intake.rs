@@ -135,23 +135,21 @@ async fn round(peers: &Peers, max_wait: Duration) -> Result<bool, CallError> {
             continue;
         }
         let ty = item.request.egress_type();
+        let release = || {
+            let _ = peers.monitor.cast(MonitorMessage::Release(item.egress_id.clone()));
+        };
         let admitted = call(&peers.monitor, "monitor", CALL_TIMEOUT, |reply| MonitorMessage::Admit {
             egress: item.egress_id.clone(),
             ty,
             reply,
         })
         .await
-        .inspect_err(|_| {
-            // The Monitor may have admitted it after we stopped waiting: release any reservation.
-            let _ = peers.monitor.cast(MonitorMessage::Release(item.egress_id.clone()));
-        })?;
+        // The Monitor may have admitted it after we stopped waiting: release any reservation.
+        .inspect_err(|_| release())?;
         if !admitted {
             debug!(egress_id = %item.egress_id, "Does not fit yet.");
             continue;
         }
-        let release = || {
-            let _ = peers.monitor.cast(MonitorMessage::Release(item.egress_id.clone()));
-        };
         let taken =
             match call(&peers.queue, "queue", CALL_TIMEOUT, |r| QueueMessage::Take(item.egress_id.clone(), r)).await {
                 Ok(t) => t,
